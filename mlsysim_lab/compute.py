@@ -1,0 +1,149 @@
+"""The Iron Law on one device, and the roofline it draws.
+
+``T = max(ops / (peak x eta), bytes / (bandwidth x eta_bw)) + overhead``: a kernel takes as long as the
+slower of doing its arithmetic and moving its bytes (Williams, Waterman & Patterson, "Roofline",
+CACM 2009), plus fixed software overhead. Arithmetic intensity I = ops / bytes; the ridge point
+peak / bandwidth is the intensity above which the compute wall binds.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import catalog
+from . import efficiency as eff
+from .errors import InputError
+from .memory import bytes_per_value, default_kv_precision
+from .results import Result, Wall, bind
+from .specs import SampleWorkload, Transformer
+from .units import check_number, count, to_si
+
+
+def iron_law_time(ops, nbytes, peak, eta, bandwidth, eta_bw, overhead=0.0):
+    """(total, compute, memory) seconds; works elementwise on numpy arrays."""
+    t_c = ops / (peak * eta)
+    t_m = nbytes / (bandwidth * eta_bw)
+    return np.maximum(t_c, t_m) + overhead, t_c, t_m
+
+
+def compute_precision(precision: str, hw) -> str:
+    """Precision the arithmetic runs in: 4-bit weights are dequantised to fp16 (W4A16) unless the device
+    publishes a 4-bit peak; everything else computes in its storage precision."""
+    if precision in ("int4", "fp4") and precision not in hw._f.peak:
+        return "fp16"
+    return precision
+
+
+class IronLawResult(Result):
+    _title = "Iron Law"
+    _units = {"time": "s", "ops": "FLOP", "bytes": "B", "intensity": "FLOP/B", "ridge": "FLOP/B",
+              "attainable": "FLOP/s", "peak": "FLOP/s", "bandwidth": "B/s"}
+
+
+def iron_law(hardware, *, ops, bytes, precision: str = "fp16", efficiency=None, bandwidth_efficiency=None,
+             overhead="0 s", regime: str = "inference") -> IronLawResult:
+    """Time of one kernel (or any step) on ``hardware``: the Iron Law with its terms and binding wall.
+
+    Parameters
+    ----------
+    hardware : Hardware | str
+    ops : Quantity[compute]  e.g. "8.2 GFLOP" (or "4.1 GMAC": one MAC is two FLOPs)
+    bytes : Quantity[information]  bytes moved to and from memory, e.g. "51 MB"
+    precision : which dense peak to use
+    efficiency, bandwidth_efficiency : overrides of the family/regime defaults (efficiency.py)
+    overhead : Quantity[time]  fixed software overhead added to the max()
+    """
+    where = "iron_law()"
+    hw = catalog.hardware(hardware)
+    ops_f = to_si(ops, "compute", name="ops", where=where, allow_zero=True)
+    bytes_f = to_si(bytes, "information", name="bytes", where=where, allow_zero=True)
+    over = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+    peak = hw.peak_for(precision)
+    eta, eta_bw, used = efficiencies(hw, regime, efficiency, bandwidth_efficiency, where)
+    t, t_c, t_m = iron_law_time(ops_f, bytes_f, peak, eta, hw._f.bandwidth, eta_bw, over)
+    wall, margin = bind(dict(compute=t_c, memory=t_m, overhead=over))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.divide(ops_f, bytes_f)
+    ridge = peak / hw._f.bandwidth
+    return IronLawResult(
+        dict(time=t, ops=ops_f, bytes=bytes_f, intensity=intensity, ridge=ridge,
+             attainable=np.minimum(peak, intensity * hw._f.bandwidth), peak=peak, bandwidth=hw._f.bandwidth),
+        terms=dict(compute=t_c, memory=t_m, overhead=over), bottleneck=wall, margin=margin,
+        assumptions=used, formula="T = max(ops / (peak x eta), bytes / (bandwidth x eta_bw)) + overhead",
+        inputs=dict(hardware=hw, precision=precision))
+
+
+def efficiencies(hw, regime, efficiency, bandwidth_efficiency, where):
+    """(eta, eta_bw, assumptions used): overrides checked to lie in (0, 1], else the documented defaults."""
+    used = []
+    if efficiency is None:
+        default = eff.compute_efficiency(hw.family, regime)
+        eta = default.value
+        used.append(default)
+    else:
+        eta = check_fraction(efficiency, "efficiency", where)
+    if bandwidth_efficiency is None:
+        eta_bw = eff.MEMORY_BANDWIDTH.value
+        used.append(eff.MEMORY_BANDWIDTH)
+    else:
+        eta_bw = check_fraction(bandwidth_efficiency, "bandwidth_efficiency", where)
+    return eta, eta_bw, tuple(used)
+
+
+def check_fraction(value, name, where) -> float:
+    v = check_number(value, name=name, where=where)
+    if np.any(np.asarray(v) > 1):
+        raise InputError(f"{where}: {name!r} is a fraction of peak and must be in (0, 1], got {value!r}")
+    return v
+
+
+class RooflineResult(Result):
+    _title = "roofline"
+    _units = {"intensity": "FLOP/B", "ridge": "FLOP/B", "attainable": "FLOP/s", "peak": "FLOP/s",
+              "bandwidth": "B/s", "ops": "FLOP", "bytes": "B"}
+
+    @property
+    def bound(self) -> Wall:
+        """The wall under which the workload sits: compute right of the ridge, memory bandwidth left."""
+        return self.bottleneck
+
+
+def roofline(model, hardware, *, batch=1, phase: str = "decode", precision: str = "fp16", context=None,
+             kv_precision=None) -> RooflineResult:
+    """Where a workload sits on a device's roofline: intensity vs ridge, attainable FLOP/s, bound.
+
+    ``phase`` is 'decode' (one new token per sequence at ``context`` tokens), 'prefill' (``context``
+    prompt tokens per sequence) for transformers, or 'inference' for per-sample models. Uses datasheet
+    peaks (no efficiency): the roofline is the device's ceiling, the Iron Law the time under it.
+    """
+    where = "roofline()"
+    model, hw = catalog.workload(model), catalog.hardware(hardware)
+    b = count(batch, name="batch", where=where)
+    bpv = bytes_per_value(precision, where)
+    peak = hw.peak_for(compute_precision(precision, hw))
+    if isinstance(model, SampleWorkload):
+        if phase not in ("inference",):
+            raise InputError(f"{where}: {model.name} is a per-sample model; phase must be 'inference'")
+        f = model._f
+        ops = b * f.flops
+        nbytes = f.params * bpv + b * (f.input_bytes + f.activation_bytes * bpv / 2)
+    else:
+        from .serving import decode_step_cost, prefill_cost
+        ctx = count(context if context is not None else 1024, name="context", where=where, kind="tokens")
+        kv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
+        if phase == "decode":
+            ops, nbytes = decode_step_cost(model._f, b, ctx, bpv, kv)
+        elif phase == "prefill":
+            ops, nbytes = prefill_cost(model._f, b, ctx, bpv, kv)
+        else:
+            raise InputError(f"{where}: phase must be 'decode' or 'prefill' for a transformer, got {phase!r}")
+    intensity = ops / nbytes
+    ridge = peak / hw._f.bandwidth
+    attainable = np.minimum(peak, intensity * hw._f.bandwidth)
+    bound = np.where(intensity >= ridge, Wall.COMPUTE, Wall.MEMORY_BANDWIDTH) if np.ndim(intensity) else \
+        (Wall.COMPUTE if intensity >= ridge else Wall.MEMORY_BANDWIDTH)
+    return RooflineResult(
+        dict(intensity=intensity, ridge=ridge, attainable=attainable, peak=peak, bandwidth=hw._f.bandwidth,
+             ops=ops, bytes=nbytes),
+        terms={}, bottleneck=bound, margin=np.maximum(intensity / ridge, ridge / intensity),
+        formula="I = ops / bytes; ridge = peak / bandwidth; attainable = min(peak, I x bandwidth)",
+        inputs=dict(model=model, hardware=hw, batch=b, phase=phase, precision=precision))

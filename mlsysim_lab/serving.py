@@ -1,0 +1,204 @@
+"""Inference on one device or a tensor-parallel group: prefill (TTFT), decode (ITL), throughput, fit.
+
+A transformer request runs one prefill over the prompt, then one decode step per output token. Prefill
+does 2 x N FLOPs per prompt token at once and is compute-bound; a decode step re-reads every weight and
+the whole KV cache to produce one token per sequence, so at small batch it is memory-bound and its time
+is bytes / bandwidth. The batch at which decode turns compute-bound is where the two terms meet.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import catalog
+from . import efficiency as eff
+from .compute import compute_precision, efficiencies, iron_law_time
+from .memory import bytes_per_value, capacity_verdict, check_tp, default_kv_precision, kv_cache_bytes
+from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
+from .results import Result, Wall, bind
+from .specs import SampleWorkload
+from .units import count, to_si
+
+#: Megatron tensor parallelism all-reduces activations twice per layer in the forward pass (after
+#: attention and after the MLP; Shoeybi et al., "Megatron-LM", 2019, sec. 3).
+TP_ALLREDUCES_PER_LAYER = 2
+
+
+def weights_read(f, tokens):
+    """Matmul parameters a forward pass over ``tokens`` tokens touches: every dense weight, and for a
+    mixture of experts the expected distinct experts, E x (1 - (1 - k/E)^tokens) per layer."""
+    if not f.experts:
+        return f.matmul_total + 0.0 * np.asarray(tokens, dtype=float) if np.ndim(tokens) else f.matmul_total
+    untouched = f.experts * f.expert_params * (1.0 - f.top_k / f.experts) ** tokens
+    return f.matmul_total - untouched
+
+
+def decode_step_cost(f, batch, context, bpv, kv_bpv):
+    """(FLOPs, bytes) of one decode step for ``batch`` sequences at ``context`` cached tokens.
+
+    FLOPs: 2 per active matmul parameter per token, plus 4 x layers x d_attn x context for the QK^T
+    and AV products (Chinchilla appendix F counting). Bytes: the touched weights once, plus the KV cache
+    of every sequence.
+    """
+    flops = batch * (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * context)
+    nbytes = weights_read(f, batch) * bpv + kv_cache_bytes(batch * context, f.layers, f.kv_dim, kv_bpv)
+    return flops, nbytes
+
+
+def prefill_cost(f, batch, prompt, bpv, kv_bpv):
+    """(FLOPs, bytes) of the prefill of ``batch`` prompts of ``prompt`` tokens: causal attention costs
+    4 x layers x d_attn x prompt^2 / 2 per sequence (each token attends to those before it)."""
+    tokens = batch * prompt
+    flops = tokens * 2.0 * f.matmul_active + batch * 2.0 * f.layers * f.d_attn * prompt * prompt
+    nbytes = weights_read(f, tokens) * bpv + kv_cache_bytes(tokens, f.layers, f.kv_dim, kv_bpv)
+    return flops, nbytes
+
+
+class ServeResult(Result):
+    _title = "LLM serving"
+    _units = {"ttft": "s", "itl": "s", "latency": "s", "tokens_per_second": "token/s",
+              "memory_per_device": "B", "memory_capacity": "B", "compute_bound_batch": "",
+              "max_batch": "", "decode_intensity": "FLOP/B", "ridge": "FLOP/B", "mbu": "", "mfu": ""}
+
+
+class BatchInferenceResult(Result):
+    _title = "batch inference"
+    _units = {"latency": "s", "throughput": "sample/s", "memory_per_device": "B", "memory_capacity": "B",
+              "intensity": "FLOP/B", "ridge": "FLOP/B", "mfu": ""}
+
+
+def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, precision: str = "fp16",
+          kv_precision=None, tp: int = 1, fabric=None, efficiency=None, prefill_efficiency=None,
+          bandwidth_efficiency=None, overhead=None):
+    """Serve ``batch`` requests of ``prompt_tokens`` in and ``output_tokens`` out on ``tp`` devices.
+
+    Parameters
+    ----------
+    model : Transformer | SampleWorkload | str
+        A transformer gives TTFT/ITL; a per-sample model (CNN) gives batch latency and throughput.
+    hardware : Hardware | str
+    batch : int or array  sequences decoded together (continuous batching keeps this many in flight)
+    prompt_tokens, output_tokens : int
+    precision : weight precision ('fp16', 'bf16', 'fp8', 'int8', 'int4'); int4 computes in fp16
+    kv_precision : KV-cache precision (default: fp16 for int8/int4 weights, else the weights')
+    tp : tensor-parallel degree (must divide the attention heads); devices joined by ``fabric``
+    efficiency, prefill_efficiency, bandwidth_efficiency : overrides of the efficiency.py defaults
+    overhead : Quantity[time]  software overhead per forward pass (default 20 us per layer)
+
+    Returns
+    -------
+    ServeResult  .ttft .itl .latency .tokens_per_second .memory_per_device .fits .bottleneck ...
+    """
+    where = "serve()"
+    model, hw = catalog.workload(model), catalog.hardware(hardware)
+    b = count(batch, name="batch", where=where)
+    bpv = bytes_per_value(precision, where)
+    peak = hw.peak_for(compute_precision(precision, hw))
+    if isinstance(model, SampleWorkload):
+        return _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_efficiency, overhead)
+    tp = int(count(tp, name="tp", where=where))
+    check_tp(model, tp, where)
+    prompt = count(prompt_tokens, name="prompt_tokens", where=where, kind="tokens")
+    out = count(output_tokens, name="output_tokens", where=where, kind="tokens")
+    kv_bpv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
+    eta_d, eta_bw, used = efficiencies(hw, "decode", efficiency, bandwidth_efficiency, where)
+    eta_p, _, used_p = efficiencies(hw, "prefill", prefill_efficiency, eta_bw, where)
+    used = used + used_p
+    f = model._f
+    if overhead is None:
+        step_overhead = f.layers * eff.LAYER_OVERHEAD.value
+        used += (eff.LAYER_OVERHEAD,)
+    else:
+        step_overhead = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+    kv_split = min(tp, model.kv_heads)  # KV heads are split across the group; beyond that, replicated
+
+    link_bw, link_lat = float("inf"), 0.0
+    if tp > 1:
+        link_bw, link_lat, extra = scale_up_link(hw, fabric)
+        used += extra
+
+    def tp_time(tokens):
+        msg = tokens * f.d_model * ACTIVATION_BYTES
+        return TP_ALLREDUCES_PER_LAYER * f.layers * allreduce_time(msg, tp, link_bw, link_lat) if tp > 1 \
+            else 0.0 * tokens
+
+    # Prefill: the whole prompt in one pass.
+    p_flops, p_bytes = prefill_cost(f, b, prompt, bpv, kv_bpv)
+    ttft, _, _ = iron_law_time(p_flops / tp, _per_device_bytes(f, b * prompt, bpv, p_bytes, tp, kv_split),
+                               peak, eta_p, hw._f.bandwidth, eta_bw, step_overhead + tp_time(b * prompt))
+    # Decode: one step per output token, at the average context of the generation.
+    ctx = prompt + out / 2.0
+    d_flops, d_bytes = decode_step_cost(f, b, ctx, bpv, kv_bpv)
+    kv_read = kv_cache_bytes(b * ctx, f.layers, f.kv_dim, kv_bpv)
+    d_bytes_dev = (d_bytes - kv_read) / tp + kv_read / kv_split
+    t_c = d_flops / tp / (peak * eta_d)
+    t_m = d_bytes_dev / (hw._f.bandwidth * eta_bw)
+    t_net = tp_time(b)
+    terms = dict(compute=t_c, memory=t_m, network=t_net, overhead=step_overhead + 0.0 * t_c)
+    itl = np.maximum(t_c, t_m) + t_net + step_overhead
+    latency = ttft + (out - 1.0) * itl
+
+    # Capacity: weights split over tp, KV of every sequence at its final length split over KV heads.
+    weights_dev = f.params * bpv / tp
+    kv_seq = kv_cache_bytes(prompt + out, f.layers, f.kv_dim, kv_bpv) / kv_split
+    need = weights_dev + b * kv_seq
+    cap = hw._f.capacity
+    fits = need <= cap
+    max_batch = np.maximum(np.floor((cap - weights_dev) / kv_seq), 0.0)
+    # Batch where decode turns compute-bound: B x a = W + B x k  =>  B* = W / (a - k).
+    a = (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * ctx) / tp / (peak * eta_d)
+    k = kv_cache_bytes(ctx, f.layers, f.kv_dim, kv_bpv) / kv_split / (hw._f.bandwidth * eta_bw)
+    w = f.matmul_total * bpv / tp / (hw._f.bandwidth * eta_bw)
+    crossover = np.ceil(w / (a - k)) if a > k else float("inf")
+
+    wall, margin = bind(terms)
+    if np.ndim(fits) == 0 and not fits:
+        wall, margin = Wall.MEMORY_CAPACITY, need / cap
+    elif np.ndim(fits):
+        wall = np.where(fits, wall, Wall.MEMORY_CAPACITY)
+        margin = np.where(fits, margin, need / cap)
+    mbu = d_bytes_dev / itl / hw._f.bandwidth
+    mfu = d_flops / tp / itl / peak
+    return ServeResult(
+        dict(ttft=ttft, itl=itl, latency=latency, tokens_per_second=b / itl, memory_per_device=need,
+             memory_capacity=cap, compute_bound_batch=crossover, max_batch=max_batch,
+             decode_intensity=d_flops / d_bytes, ridge=peak / hw._f.bandwidth, mbu=mbu, mfu=mfu),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=capacity_verdict(need, cap),
+        assumptions=used,
+        formula=("ITL = max(FLOPs/(peak x eta), bytes/(bandwidth x eta_bw)) + TP all-reduce + overhead; "
+                 "decode FLOPs = B(2N + 4 L d_attn ctx), bytes = weights + B ctx L kv_dim b_kv"),
+        inputs=dict(model=model, hardware=hw, batch=b, prompt_tokens=prompt, output_tokens=out,
+                    precision=precision, tp=tp))
+
+
+def _per_device_bytes(f, tokens, bpv, total_bytes, tp, kv_split):
+    """Split a pass's bytes across a tensor-parallel group: weights by tp, KV by the KV-head split."""
+    weights = weights_read(f, tokens) * bpv
+    return weights / tp + (total_bytes - weights) / kv_split
+
+
+def _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_efficiency, overhead):
+    where = "serve()"
+    eta, eta_bw, used = efficiencies(hw, "inference", efficiency, bandwidth_efficiency, where)
+    f = model._f
+    if overhead is None:
+        over = f.layers * eff.LAYER_OVERHEAD.value
+        used += (eff.LAYER_OVERHEAD,) if f.layers else ()
+    else:
+        over = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+    flops = b * f.flops
+    act = b * (f.input_bytes + f.activation_bytes * bpv / 2.0)
+    nbytes = f.params * bpv + act
+    t, t_c, t_m = iron_law_time(flops, nbytes, peak, eta, hw._f.bandwidth, eta_bw, over)
+    terms = dict(compute=t_c, memory=t_m, overhead=over + 0.0 * t_c)
+    wall, margin = bind(terms)
+    need = f.params * bpv + act
+    fits = need <= hw._f.capacity
+    if np.ndim(fits) == 0 and not fits:
+        wall, margin = Wall.MEMORY_CAPACITY, need / hw._f.capacity
+    return BatchInferenceResult(
+        dict(latency=t, throughput=b / t, memory_per_device=need, memory_capacity=hw._f.capacity,
+             intensity=flops / nbytes, ridge=peak / hw._f.bandwidth, mfu=flops / t / peak),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits,
+        verdict=capacity_verdict(need, hw._f.capacity), assumptions=used,
+        formula="T = max(B x FLOPs/sample / (peak x eta), (weights + B x activations) / (bandwidth x eta_bw))",
+        inputs=dict(model=model, hardware=hw, batch=b, precision=precision))

@@ -1,0 +1,392 @@
+"""Training a transformer on a cluster: FLOPs per token, step time, MFU, time and GPU-hours to train.
+
+A step does 6 FLOPs per matmul parameter per token (2 forward, 4 backward; Kaplan et al. 2020,
+sec. 2.1) plus the attention products, split over tensor (tp), pipeline (pp), data (dp) and expert (ep)
+parallel ranks, gpus = tp x pp x dp (experts are sharded over ep ranks inside the data-parallel group).
+Step time = (m + pp - 1) micro-batch slots (the pipeline bubble is the pp - 1, Huang et al. "GPipe" 2019;
+Narayanan et al. SC21 eq. 1) + the exposed gradient all-reduce + software overhead. Every formula is a
+closed form in the layout, so a 100,000-GPU cluster costs the same to evaluate as one node.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from . import catalog
+from . import efficiency as eff
+from .compute import efficiencies
+from .errors import InputError
+from .memory import activation_bytes, bytes_per_value, capacity_verdict, training_state_bytes
+from .network import (ACTIVATION_BYTES, all_to_all_time, allreduce_time, hierarchical_allreduce_time,
+                      inter_link, intra_link, topology_factors)
+from .results import Result, Wall, bind
+from .specs import Cluster, Hardware, SampleWorkload
+from .units import count
+
+#: ZeRO-3 moves 1.5x the data of an all-reduce per step (parameter all-gather in forward and backward
+#: plus gradient reduce-scatter; Rajbhandari et al., "ZeRO", SC20, sec. 7.2.2); stages 0-2 move 1x.
+ZERO_COMM_FACTOR = {0: 1.0, 1: 1.0, 2: 1.0, 3: 1.5}
+
+
+def training_flops_per_token(f, seq):
+    """Model FLOPs per trained token: 6 x matmul params + 6 x layers x d_attn x seq (causal attention,
+    average context seq/2, forward 4 L d_attn ctx, backward twice the forward)."""
+    return 6.0 * f.matmul_active + 6.0 * f.layers * f.d_attn * seq
+
+
+def recompute_flops_per_token(f, seq, recompute: str):
+    """Extra hardware FLOPs per token spent recomputing activations: a second forward pass ('full') or
+    the attention products only ('selective'; Korthikanti et al. 2022)."""
+    if recompute == "full":
+        return 2.0 * f.matmul_active + 2.0 * f.layers * f.d_attn * seq
+    if recompute == "selective":
+        return 2.0 * f.layers * f.d_attn * seq
+    return 0.0
+
+
+class TrainResult(Result):
+    _title = "training"
+    _units = {"step_time": "s", "time_to_train": "s", "gpu_hours": "h", "mfu": "", "hfu": "",
+              "flops_per_token": "FLOP/token", "total_flops": "FLOP", "tokens_per_second": "token/s",
+              "memory_per_device": "B", "memory_capacity": "B", "steps": "", "gpus": "",
+              "micro_batches": "", "bubble_fraction": ""}
+
+
+def cluster(accelerator, *, gpus=None, nodes=None, per_node=None, fabric=None, network=None,
+            nics_per_node=None, oversubscription: float = 1.0, topology: str = "fat-tree") -> Cluster:
+    """A cluster of ``gpus`` accelerators (or ``nodes`` servers), laid out like the catalog's server.
+
+    ``accelerator`` is a Hardware, a hardware name, or a node name ("DGX H100"). Missing details come
+    from the catalog node that holds this accelerator (GPUs per node, NVLink generation, NICs).
+    """
+    where = "cluster()"
+    node_spec = None
+    if isinstance(accelerator, str) and _is_node(accelerator):
+        node_spec = catalog.node(accelerator)
+        hw = catalog.hardware(node_spec.accelerator)
+    else:
+        hw = catalog.hardware(accelerator)
+        node_spec = next((n for n in catalog.default_catalog().entries("node") if n.accelerator == hw.name), None)
+    if per_node is None:
+        per_node = node_spec.accelerators if node_spec else 1
+    per_node = int(count(per_node, name="per_node", where=where))
+    if gpus is not None and nodes is not None:
+        raise InputError(f"{where}: give gpus or nodes, not both")
+    if gpus is not None:
+        gpus = int(count(gpus, name="gpus", where=where))
+        if gpus < per_node:
+            per_node = gpus
+        if gpus % per_node:
+            raise InputError(f"{where}: {gpus} GPUs do not fill whole nodes of {per_node}; use a multiple of "
+                             f"{per_node} or set per_node")
+        nodes = gpus // per_node
+    nodes = int(count(nodes if nodes is not None else 1, name="nodes", where=where))
+    intra = catalog.fabric(fabric) if fabric else (catalog.fabric(node_spec.intra_fabric)
+                                                    if node_spec and node_spec.intra_fabric else None)
+    inter = catalog.fabric(network) if network else (catalog.fabric(node_spec.inter_fabric)
+                                                      if node_spec and node_spec.inter_fabric else None)
+    nics = nics_per_node if nics_per_node is not None else (node_spec.nics if node_spec else 0)
+    if nodes > 1 and (inter is None or nics == 0):
+        raise InputError(f"{where}: {nodes} nodes of {hw.name} need a scale-out network: pass network= "
+                         "(e.g. 'InfiniBand NDR') and nics_per_node=")
+    return Cluster(accelerator=hw, per_node=per_node, nodes=nodes, intra_fabric=intra, inter_fabric=inter,
+                   nics_per_node=nics, oversubscription=oversubscription, topology=topology,
+                   name=node_spec.name if node_spec else None)
+
+
+def _is_node(name: str) -> bool:
+    try:
+        catalog.node(name)
+        return True
+    except LookupError:
+        return False
+
+
+class LayoutResult(Result):
+    """The ranked layouts of a parallelism search; fields are the best layout's."""
+
+    _title = "parallelism search"
+    _units = {"step_time": "s", "mfu": "", "tp": "", "pp": "", "dp": "", "ep": "", "memory_per_device": "B"}
+    __slots__ = ("feasible", "rejected")
+
+
+def _check_choice(value, allowed, name, where):
+    if value not in allowed:
+        raise InputError(f"{where}: {name!r} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _resolve_system(system) -> Cluster:
+    if isinstance(system, Cluster):
+        return system
+    if isinstance(system, Hardware):
+        return cluster(system, gpus=1)
+    return cluster(system)
+
+
+def _layout(c: Cluster, model, tp, pp, dp, ep, where):
+    """Check and complete a (tp, pp, dp, ep) layout against the cluster and the model."""
+    n = c.gpus
+    tp = int(count(tp, name="tp", where=where))
+    pp = int(count(pp, name="pp", where=where))
+    ep = int(count(ep, name="ep", where=where))
+    if dp is None:
+        if n % (tp * pp):
+            raise InputError(f"{where}: tp x pp = {tp * pp} does not divide the cluster's {n} GPUs")
+        dp = n // (tp * pp)
+    dp = int(count(dp, name="dp", where=where))
+    if tp * pp * dp != n:
+        raise InputError(f"{where}: tp x pp x dp = {tp} x {pp} x {dp} = {tp * pp * dp} GPUs, but the cluster "
+                         f"has {n}; layouts must use every GPU")
+    if tp > c.per_node:
+        raise InputError(f"{where}: tp={tp} exceeds the {c.per_node} GPUs of one node; tensor parallelism "
+                         "needs the scale-up fabric (use pp or dp across nodes)")
+    if model.heads % tp:
+        raise InputError(f"{where}: tp={tp} does not divide {model.name}'s {model.heads} attention heads")
+    if model.layers % pp:
+        raise InputError(f"{where}: pp={pp} does not divide {model.name}'s {model.layers} layers")
+    if ep > 1 and (not model.is_moe or model.experts % ep):
+        raise InputError(f"{where}: ep={ep} needs a mixture-of-experts model whose expert count it divides")
+    if dp % ep:
+        raise InputError(f"{where}: ep={ep} must divide dp={dp} (experts are sharded inside the data-parallel group)")
+    return tp, pp, dp, ep
+
+
+def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute, overlap, sp, peak, eta,
+          eta_bw, bpv):
+    """Float kernel: the step time terms and memory per device of one layout (arrays welcome in gbt/mb)."""
+    layers, d = f.layers, f.d_model
+    m = gbt / (dp * mb * seq)  # micro-batches per step through each pipeline
+    per_token = training_flops_per_token(f, seq) + recompute_flops_per_token(f, seq, recompute)
+    t_c = mb * seq * per_token / (tp * pp) / (peak * eta)  # one micro-batch, one stage, fwd + bwd
+
+    expert = f.experts * f.expert_params
+    w_dev = (f.params - expert) / (tp * pp) + expert / (tp * pp * ep)
+    w, g, o = training_state_bytes(w_dev, "fp32" if bpv == 4 else "mixed", zero, dp)
+    act_scale = 2.0 if bpv < 4 else 4.0
+    act_layer = activation_bytes(mb * seq, seq, d, model.heads, 1.0, recompute, act_scale) / (tp if sp or tp == 1 else 1)
+    act = act_layer * (layers / pp) * np.minimum(m, pp)  # 1F1B: the first stage holds pp micro-batches
+    t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * layers / pp) / (c.accelerator._f.bandwidth * eta_bw)
+
+    bw_in, lat_in = intra_link(c)
+    bw_out, lat_out = inter_link(c)
+    _, steps_factor = topology_factors(c.topology, c.gpus, c.per_node)
+    act_msg = mb * seq * d * ACTIVATION_BYTES
+    n_tp_collectives = 4.0 + (2.0 if recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
+    t_tp = n_tp_collectives * (layers / pp) * allreduce_time(act_msg, tp, bw_in, lat_in) if tp > 1 else 0.0
+    pp_bw, pp_lat = (bw_out, lat_out) if tp * pp > c.per_node else (bw_in, lat_in)
+    t_pp = 2.0 * (act_msg / tp / pp_bw + pp_lat) if pp > 1 else 0.0
+    t_ep = 0.0
+    if ep > 1:
+        moe_layers = layers / pp
+        ep_bw, ep_lat = (bw_out, lat_out) if tp * ep > c.per_node else (bw_in, lat_in)
+        t_ep = 4.0 * moe_layers * all_to_all_time(act_msg * f.top_k / tp, ep, ep_bw, ep_lat)
+    slot = np.maximum(t_c, t_mem) + t_tp + t_pp + t_ep
+
+    # Data-parallel gradient traffic: hierarchical when part of the dp group shares a node.
+    grad = w_dev * bpv
+    dp_in = max(1, min(dp, c.per_node // (tp * pp))) if tp * pp < c.per_node else 1
+    dp_out = dp // dp_in
+    if dp == 1:
+        t_dp = 0.0
+    elif dp_in > 1:
+        t_dp = hierarchical_allreduce_time(grad, dp_in, dp_out, bw_in, lat_in, bw_out, lat_out * steps_factor)
+    else:
+        t_dp = allreduce_time(grad, dp, bw_out, lat_out * steps_factor)
+    if zero == 3:
+        # ZeRO-3 gathers weights in forward and backward of every micro-batch and reduce-scatters grads:
+        # 1.5x an all-reduce per micro-batch, prefetched behind that micro-batch's compute.
+        per_mb = ZERO_COMM_FACTOR[3] * t_dp
+        exposed_mb = np.maximum(per_mb - (eff.OVERLAP.value * t_c if overlap else 0.0), 0.0)
+        slot = slot + exposed_mb
+        exposed_dp = 0.0 * slot
+    else:
+        hidden = np.minimum(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
+        exposed_dp = t_dp - hidden
+    overhead = (m + pp - 1.0) * 3.0 * (layers / pp) * eff.LAYER_OVERHEAD.value
+    step = (m + pp - 1.0) * slot + exposed_dp + overhead
+    terms = dict(compute=m * t_c, memory=m * t_mem, network=m * (t_tp + t_pp + t_ep) + exposed_dp
+                 + (m * (slot - np.maximum(t_c, t_mem) - t_tp - t_pp - t_ep)),
+                 bubble=(pp - 1.0) * slot, overhead=overhead)
+    need = w + g + o + act
+    return step, terms, need, m
+
+
+_WALLS = {"compute": Wall.COMPUTE, "memory": Wall.MEMORY_BANDWIDTH, "network": Wall.NETWORK,
+          "bubble": Wall.BUBBLE, "overhead": Wall.OVERHEAD}
+
+
+def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision: str = "bf16",
+          tp: int = 1, pp: int = 1, dp=None, ep: int = 1, micro_batch=1, zero: int = 0,
+          recompute: str = "none", overlap: bool = True, sequence_parallel: bool = True, efficiency=None,
+          bandwidth_efficiency=None) -> TrainResult:
+    """Train ``model`` on ``tokens`` tokens over ``system`` with a (tp, pp, dp, ep) layout.
+
+    Parameters
+    ----------
+    model : Transformer | str
+    system : Cluster | Hardware | str  (a device is a one-GPU cluster; a node name builds one node)
+    tokens : int or Quantity[token]  training budget, e.g. 2e12
+    global_batch_tokens : int or Quantity[token]  tokens per optimizer step, e.g. 2**22
+    seq_len : int  tokens per sequence (default min(max_context, 4096))
+    precision : 'bf16'/'fp16' (mixed-precision Adam, 16 B/param) or 'fp32'/'tf32'
+    tp, pp, dp, ep : tensor, pipeline, data and expert parallel degrees; tp x pp x dp = GPUs
+        (dp defaults to the rest); tp stays inside a node, ep divides dp and the expert count
+    micro_batch : sequences per micro-batch (global batch / (dp x micro_batch x seq) micro-batches)
+    zero : ZeRO stage 0-3 over the data-parallel ranks
+    recompute : 'none', 'selective' or 'full' activation recomputation
+    overlap : hide the gradient all-reduce behind the last micro-batch's backward (ZeRO-3: each
+        micro-batch's gathers behind its compute)
+    sequence_parallel : shard layer-norm/dropout activations over tp (Korthikanti et al. 2022)
+
+    Returns
+    -------
+    TrainResult  .step_time .mfu .time_to_train .gpu_hours .memory_per_device .fits .bottleneck; terms
+    compute / memory / network / bubble / overhead
+    """
+    where = "train()"
+    model = catalog.workload(model)
+    if isinstance(model, SampleWorkload):
+        raise InputError(f"{where}: {model.name} is a per-sample model; train() covers transformers")
+    c = _resolve_system(system)
+    hw, n = c.accelerator, c.gpus
+    tp, pp, dp, ep = _layout(c, model, tp, pp, dp, ep, where)
+    total = count(tokens, name="tokens", where=where, kind="tokens")
+    gbt = count(global_batch_tokens, name="global_batch_tokens", where=where, kind="tokens")
+    f = model._f
+    seq = float(count(seq_len if seq_len is not None else min(model.max_context, 4096), name="seq_len",
+                      where=where, kind="tokens"))
+    mb = count(micro_batch, name="micro_batch", where=where)
+    _check_choice(zero, (0, 1, 2, 3), "zero", where)
+    _check_choice(recompute, ("none", "selective", "full"), "recompute", where)
+    _check_choice(precision, ("bf16", "fp16", "fp32", "tf32"), "precision", where)
+    if gbt < dp * seq * mb:
+        raise InputError(f"{where}: global_batch_tokens={gbt:.3g} is smaller than one micro-batch of "
+                         f"{mb:g} x {seq:g} tokens on each of {dp} data-parallel ranks ({dp * seq * mb:.3g} tokens)")
+    peak = hw.peak_for(precision)
+    eta, eta_bw, used = efficiencies(hw, "training", efficiency, bandwidth_efficiency, where)
+    bpv = bytes_per_value(precision, where)
+    step, terms, need, m = _step(f, model, c, tp=tp, pp=pp, dp=dp, ep=ep, gbt=gbt, seq=seq, mb=mb, zero=zero,
+                                 recompute=recompute, overlap=overlap, sp=sequence_parallel, peak=peak,
+                                 eta=eta, eta_bw=eta_bw, bpv=bpv)
+    used += ((eff.OVERLAP,) if overlap and n > 1 else ()) + (eff.LAYER_OVERHEAD,)
+    cap = hw._f.capacity
+    fits = need <= cap
+    wall, margin = bind(terms, _WALLS)
+    if not fits:
+        wall, margin = Wall.MEMORY_CAPACITY, need / cap
+    per_token = training_flops_per_token(f, seq)
+    hw_per_token = per_token + recompute_flops_per_token(f, seq, recompute)
+    steps = total / gbt
+    time = steps * step
+    return TrainResult(
+        dict(step_time=step, time_to_train=time, gpu_hours=time * n / 3600.0,
+             mfu=gbt * per_token / n / step / peak, hfu=gbt * hw_per_token / n / step / peak,
+             flops_per_token=per_token, total_flops=total * per_token, tokens_per_second=gbt / step,
+             memory_per_device=need, memory_capacity=cap, steps=steps, gpus=float(n),
+             micro_batches=m, bubble_fraction=(pp - 1.0) / (m + pp - 1.0)),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits,
+        verdict=capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
+        assumptions=used,
+        formula=("step = (m + pp - 1) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
+                 "all-reduce + overhead; bubble = (pp-1)/(m+pp-1); MFU = 6N+attn model FLOPs/(step x GPUs x peak)"),
+        inputs=dict(model=model, system=c, tokens=total, global_batch_tokens=gbt, seq_len=seq,
+                    precision=precision, tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero=zero,
+                    recompute=recompute, overlap=overlap))
+
+
+def _advice(zero: int, recompute: str, tp: int, pp: int) -> str:
+    tips = []
+    if zero < 3:
+        tips.append(f"ZeRO stage {zero + 1}+ shards optimizer state")
+    if recompute != "full":
+        tips.append("activation recomputation shrinks activations")
+    tips.append("more tensor/pipeline parallelism splits the weights")
+    return "; try: " + ", ".join(tips)
+
+
+def search(model, system, *, global_batch_tokens, seq_len=None, precision: str = "bf16", micro_batch=1,
+           zero: int = 1, recompute: str = "selective", max_pp: int = 64, top: int = 10) -> LayoutResult:
+    """Rank every feasible (tp, pp, dp, ep) layout of ``model`` on ``system`` by step time, and say why
+    the others were rejected (memory capacity, a bubble over half the step, or an invalid split).
+
+    tp runs over the divisors of the node size that divide the heads, pp over the divisors of the layer
+    count up to ``max_pp``, ep over the divisors of dp that divide the expert count (MoE only).
+    """
+    where = "search()"
+    model = catalog.workload(model)
+    c = _resolve_system(system)
+    n = c.gpus
+    tps = [t for t in range(1, c.per_node + 1) if c.per_node % t == 0 and model.heads % t == 0]
+    pps = [p for p in range(1, min(max_pp, model.layers) + 1) if model.layers % p == 0 and n % p == 0]
+    feasible, rejected = [], []
+    for t in tps:
+        for p in pps:
+            if n % (t * p):
+                continue
+            d = n // (t * p)
+            eps = [e for e in range(1, d + 1) if d % e == 0 and model.experts % e == 0] if model.is_moe else [1]
+            for e in eps:
+                layout = dict(tp=t, pp=p, dp=d, ep=e)
+                try:
+                    r = train(model, c, tokens=global_batch_tokens, global_batch_tokens=global_batch_tokens,
+                              seq_len=seq_len, precision=precision, micro_batch=micro_batch, zero=zero,
+                              recompute=recompute, **layout)
+                except InputError as err:
+                    rejected.append(dict(layout, reason=str(err).removeprefix("train(): ")))
+                    continue
+                row = dict(layout, step_time=r._v["step_time"], mfu=r._v["mfu"],
+                           memory_per_device=r._v["memory_per_device"], bottleneck=str(r.bottleneck),
+                           bubble=r._v["bubble_fraction"])
+                if not r.fits:
+                    rejected.append(dict(layout, reason=f"memory capacity: {r.verdict.split(';')[0]}"))
+                elif row["bubble"] > 0.5:
+                    rejected.append(dict(layout, reason=f"pipeline bubble {row['bubble']:.0%} of the step"))
+                else:
+                    feasible.append(row)
+    feasible.sort(key=lambda row: row["step_time"])
+    if not feasible:
+        raise InputError(f"{where}: no layout of {model.name} fits {n} x {c.accelerator.name}; first reasons: "
+                         + "; ".join(f"tp{r['tp']} pp{r['pp']} dp{r['dp']}: {r['reason']}" for r in rejected[:3]))
+    best = feasible[0]
+    result = LayoutResult(
+        {k: float(best[k]) for k in ("step_time", "mfu", "tp", "pp", "dp", "ep", "memory_per_device")},
+        terms={}, bottleneck=Wall(best["bottleneck"]), margin=(feasible[1]["step_time"] / best["step_time"]
+                                                               if len(feasible) > 1 else float("inf")),
+        verdict=f"best of {len(feasible)} feasible layouts: tp{best['tp']} pp{best['pp']} dp{best['dp']} "
+                f"ep{best['ep']}; {len(rejected)} rejected",
+        formula="each layout evaluated with train(); ranked by step time",
+        inputs=dict(model=model, system=c, global_batch_tokens=global_batch_tokens, zero=zero, recompute=recompute))
+    object.__setattr__(result, "feasible", feasible[:top])
+    object.__setattr__(result, "rejected", rejected)
+    return result
+
+
+def scaling(model, hardware, *, gpus, tokens_per_gpu=2**21 / 8, seq_len=None, precision: str = "bf16",
+            tp: int = 1, pp: int = 1, zero: int = 1, recompute: str = "selective"):
+    """Weak scaling from one node to a fleet: throughput and efficiency vs GPU count (an array).
+
+    Each GPU keeps ``tokens_per_gpu`` tokens per step; efficiency = throughput(N) / (N x the per-GPU
+    throughput of one node). Closed form per point, so 8 and 100,000 GPUs cost the same.
+    """
+    where = "scaling()"
+    hw = catalog.hardware(hardware)
+    counts = np.atleast_1d(np.asarray(gpus, dtype=float))
+    rows = []
+    base = None
+    for n in counts:  # one closed-form evaluation per requested cluster size (not per GPU)
+        c = cluster(hw, gpus=int(n))
+        r = train(model, c, tokens=1e9, global_batch_tokens=tokens_per_gpu * n, seq_len=seq_len,
+                  precision=precision, tp=min(tp, c.per_node), pp=pp, zero=zero, recompute=recompute)
+        per_gpu = r._v["tokens_per_second"] / n
+        base = per_gpu if base is None else base
+        rows.append((n, r._v["tokens_per_second"], per_gpu / base, r._v["mfu"]))
+    arr = np.array(rows)
+    return ScalingResult(dict(gpus=arr[:, 0], tokens_per_second=arr[:, 1], efficiency=arr[:, 2], mfu=arr[:, 3]),
+                         terms={}, bottleneck=Wall.NETWORK, margin=float("nan"),
+                         formula="efficiency(N) = throughput(N) / (N x throughput per GPU at the smallest N)",
+                         inputs=dict(model=model, hardware=hw, where=where))
+
+
+class ScalingResult(Result):
+    _title = "weak scaling"
+    _units = {"gpus": "", "tokens_per_second": "token/s", "efficiency": "", "mfu": ""}

@@ -1,0 +1,151 @@
+"""The package's one unit registry, and the checked door between quantities and floats.
+
+Quantities cross every public boundary; inside, solvers work in plain floats (or numpy arrays) in one
+documented SI unit per dimension (``SI`` below). ``to_si`` is the door: it checks the dimension once,
+names the argument when it is wrong, and refuses bare numbers, NaN, infinities and non-positive values.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pint
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from .errors import InputError, UnitError
+
+ureg = pint.UnitRegistry(str(Path(__file__).with_name("units.txt")), cache_folder=None)
+ureg.formatter.default_format = "~P"
+pint.set_application_registry(ureg)  # pickled quantities (results, specs) come back into this registry
+Q_ = ureg.Quantity
+Quantity = pint.Quantity
+
+#: Dimension name -> (pint dimensionality, SI unit used inside the package, example shown in errors).
+SI: dict[str, tuple[str, str, str]] = {
+    "time": ("[time]", "s", "5 us"),
+    "information": ("[information]", "B", "80 GB"),
+    "bandwidth": ("[information] / [time]", "B/s", "3.35 TB/s"),
+    "compute": ("[compute]", "FLOP", "8.2 GFLOP"),
+    "throughput": ("[compute] / [time]", "FLOP/s", "989 TFLOP/s"),
+    "power": ("[mass] * [length] ** 2 / [time] ** 3", "W", "700 W"),
+    "energy": ("[mass] * [length] ** 2 / [time] ** 2", "J", "1 kWh"),
+    "currency": ("[currency]", "USD", "30000 USD"),
+    "carbon": ("[carbon]", "gCO2e", "1 tCO2e"),
+    "carbon_intensity": ("[carbon] * [time] ** 2 / [mass] / [length] ** 2", "gCO2e/J", "380 gCO2e/kWh"),
+    "water_intensity": ("[length] * [time] ** 2 / [mass]", "L/J", "1.8 L/kWh"),
+    "energy_price": ("[currency] * [time] ** 2 / [mass] / [length] ** 2", "USD/J", "0.12 USD/kWh"),
+    "parameters": ("[parameter]", "param", "7e9 param"),
+    "tokens": ("[token]", "token", "2e12 token"),
+    "length": ("[length]", "m", "1000 km"),
+    "dimensionless": ("", "", "0.5"),
+}
+
+_DIMS = {k: ureg.get_dimensionality(v[0]) if v[0] else ureg.get_dimensionality("") for k, v in SI.items()}
+_UNIT = {k: ureg.Unit(v[1]) if v[1] else ureg.dimensionless for k, v in SI.items()}
+
+
+def _dim_text(dim) -> str:
+    return str(dim) if dim else "dimensionless"
+
+
+def to_si(value: Any, kind: str, *, name: str, where: str, positive: bool = True,
+          allow_zero: bool = False) -> float | np.ndarray:
+    """Return ``value`` as a float (or float array) in the SI unit of ``kind``.
+
+    Accepts a pint quantity of this registry or a string such as ``"3.35 TB/s"``; a bare number is
+    refused (units are never attached silently) except for ``kind="dimensionless"``.
+    """
+    dims, _, example = SI[kind]
+    if isinstance(value, str):
+        try:
+            value = Q_(value)
+        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError,
+                ValueError, TypeError, SyntaxError) as err:
+            raise UnitError(where, name, repr(value), "unparseable", _dim_text(_DIMS[kind]), example) from err
+    if isinstance(value, pint.Quantity):
+        if value._REGISTRY is not ureg:
+            raise InputError(f"{where}: {name!r} was made with another pint registry; "
+                             "build quantities with mlsysim_lab.Q_ or pass a string such as "
+                             f"'{example}'")
+        if value.dimensionality != _DIMS[kind]:
+            raise UnitError(where, name, _text(value), _dim_text(value.dimensionality),
+                            _dim_text(_DIMS[kind]), example)
+        magnitude = value.to(_UNIT[kind]).magnitude
+    elif kind == "dimensionless" and isinstance(value, (int, float, np.ndarray, np.number)) \
+            and not isinstance(value, bool):
+        magnitude = value
+    else:
+        raise UnitError(where, name, repr(value), "a bare number" if isinstance(value, (int, float))
+                        else type(value).__name__, _dim_text(_DIMS[kind]), example)
+    return check_number(magnitude, name=name, where=where, positive=positive, allow_zero=allow_zero)
+
+
+def _text(q: pint.Quantity) -> str:
+    mag = q.magnitude
+    return f"{mag:g} {q.units:~P}" if isinstance(mag, (int, float)) else f"{q:~P}"
+
+
+def check_number(value: Any, *, name: str, where: str, positive: bool = True,
+                 allow_zero: bool = False, integer: bool = False) -> float | np.ndarray:
+    """Refuse NaN, infinities, booleans and (by default) values <= 0; return a float or float array."""
+    at = f"{where}: " if where else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.ndarray, np.number)):
+        raise InputError(f"{at}{name!r} must be a number, got {value!r}")
+    arr = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{at}{name!r} must be finite, got {value!r}")
+    if positive and (np.any(arr < 0) or (not allow_zero and np.any(arr == 0))):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{at}{name!r} must be {bound}, got {value!r}")
+    if integer and np.any(arr != np.round(arr)):
+        raise InputError(f"{at}{name!r} must be a whole number, got {value!r}")
+    return float(arr) if arr.ndim == 0 else arr
+
+
+def count(value: Any, *, name: str, where: str, kind: str | None = None, allow_zero: bool = False,
+          integer: bool = True) -> float | np.ndarray:
+    """A count (batch, GPUs, tokens): a plain number, or a quantity of ``kind`` ('tokens', 'parameters')."""
+    if isinstance(value, (str, pint.Quantity)):
+        if kind is None:
+            raise UnitError(where, name, f"{value}", "a quantity", "a plain count", "8")
+        return to_si(value, kind, name=name, where=where, allow_zero=allow_zero)
+    return check_number(value, name=name, where=where, allow_zero=allow_zero, integer=integer)
+
+
+def quantity(kind: str, *, positive: bool = True, allow_zero: bool = False):
+    """A pydantic field type: a quantity of ``kind`` read from a string or quantity, checked, kept as pint.
+
+    Serialises back to a string ("3.35 TB/s") and shows up in JSON Schema as a string with an example,
+    so a bring-your-own YAML file gets editor completion.
+    """
+    example = SI[kind][2]
+
+    def validator(value: Any, info) -> pint.Quantity:
+        to_si(value, kind, name=info.field_name or kind, where="", positive=positive, allow_zero=allow_zero)
+        return value if isinstance(value, pint.Quantity) else Q_(value)
+
+    return Annotated[
+        Any,
+        BeforeValidator(validator),
+        PlainSerializer(lambda q: f"{q:~P}" if isinstance(q, pint.Quantity) else q, return_type=str),
+        WithJsonSchema({"type": "string", "description": f"a quantity of dimension {_dim_text(_DIMS[kind])}",
+                        "examples": [example]}),
+    ]
+
+
+def si(q: pint.Quantity, kind: str) -> float:
+    """Magnitude of an already-validated quantity in the package's SI unit for ``kind``."""
+    return q.to(_UNIT[kind]).magnitude
+
+
+def fmt(q: pint.Quantity, digits: int = 3) -> str:
+    """A quantity as a student reads it: compact SI prefix, ``digits`` significant figures."""
+    q = q.to_compact() if q.units != ureg.dimensionless else q
+    mag = q.magnitude
+    if isinstance(mag, np.ndarray):
+        return f"{q:~P}"
+    text = f"{mag:.{digits}g}" if abs(mag) < 10 ** digits else f"{mag:,.0f}"
+    unit = f"{q.units:~P}"
+    return f"{text} {unit}".strip()
+
