@@ -147,3 +147,41 @@ def roofline(model, hardware, *, batch=1, phase: str = "decode", precision: str 
         terms={}, bottleneck=bound, margin=np.maximum(intensity / ridge, ridge / intensity),
         formula="I = ops / bytes; ridge = peak / bandwidth; attainable = min(peak, I x bandwidth)",
         inputs=dict(model=model, hardware=hw, batch=b, phase=phase, precision=precision))
+
+
+class StreamingResult(Result):
+    _title = "weight streaming"
+    _units = {"time": "s", "throughput": "sample/s", "hiding_batch": ""}
+
+
+def weight_streaming(model, hardware, *, injection, batch=1, precision: str = "fp16", efficiency=None):
+    """A layer-at-a-time machine that keeps activations on chip and streams weights in (wafer-scale
+    weight streaming, Cerebras MemoryX/SwarmX): each pass takes max(FLOPs / (peak x eta), weights /
+    injection bandwidth); the batch at which the stream hides behind compute is weights x peak x eta /
+    (injection x FLOPs per sample).
+
+    Parameters
+    ----------
+    model : Transformer | SampleWorkload | str  (a transformer counts 2 x matmul params FLOPs per token)
+    hardware : Hardware | str
+    injection : Quantity[information/time]  weight injection bandwidth into the chip
+    batch : int  samples (tokens for a transformer) per pass
+    """
+    where = "weight_streaming()"
+    model, hw = catalog.workload(model), catalog.hardware(hardware)
+    inj = to_si(injection, "bandwidth", name="injection", where=where)
+    b = count(batch, name="batch", where=where)
+    bpv = bytes_per_value(precision, where)
+    peak = hw.peak_for(compute_precision(precision, hw))
+    eta, _, used = efficiencies(hw, "training", efficiency, 1.0, where)
+    f = model._f
+    per_sample = f.flops if isinstance(model, SampleWorkload) else 2.0 * f.matmul_active
+    weights = f.params * bpv
+    t_c = b * per_sample / (peak * eta)
+    t_s = weights / inj
+    wall, margin = bind(dict(compute=t_c, stream=t_s), {"compute": Wall.COMPUTE, "stream": Wall.STREAMING})
+    t = np.maximum(t_c, t_s)
+    return StreamingResult(dict(time=t, throughput=b / t, hiding_batch=np.ceil(weights * peak * eta / (inj * per_sample))),
+                           terms=dict(compute=t_c, stream=t_s), bottleneck=wall, margin=margin, assumptions=used,
+                           formula="T = max(B x FLOPs/sample / (peak x eta), weights / injection bandwidth)",
+                           inputs=dict(model=model, hardware=hw, batch=b, precision=precision))

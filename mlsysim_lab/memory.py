@@ -67,6 +67,26 @@ def ledger(parts: dict[str, float], capacity: float, where: str, *, assumptions=
                         assumptions=assumptions, formula=formula, inputs=inputs)
 
 
+def _tiny_ledger(parts, hw, inputs) -> MemoryResult:
+    """On a microcontroller the weights execute in place from flash; activations and the input must fit
+    the on-chip SRAM (TensorFlow Lite Micro's arena; David et al., "TensorFlow Lite Micro", MLSys 2021)."""
+    flash, sram = hw._f.storage, hw._f.sram or hw._f.capacity
+    weights, working = parts["weights"], parts["activations"]
+    fits = weights <= flash and working <= sram
+    if weights > flash:
+        wall, margin = Wall.MEMORY_CAPACITY, weights / flash
+        verdict = "does not fit flash: " + capacity_verdict(weights, flash).removeprefix("does not fit: ")
+    elif working > sram:
+        wall, margin = Wall.SRAM, working / sram
+        verdict = "activations do not fit SRAM: " + capacity_verdict(working, sram).removeprefix("does not fit: ")
+    else:
+        wall, margin = Wall.SRAM, working / sram
+        verdict = f"fits: weights in flash ({capacity_verdict(weights, flash)}), activations in SRAM"
+    values = dict(parts, total=weights + working, capacity=flash + sram, headroom=min(flash - weights, sram - working))
+    return MemoryResult(values, terms={}, bottleneck=wall, margin=margin, fits=fits, verdict=verdict,
+                        formula="weights <= flash (execute in place); activations + input <= SRAM", inputs=inputs)
+
+
 def capacity_verdict(need, capacity) -> str:
     from .results import _show
     if np.ndim(need) or np.ndim(capacity):
@@ -111,7 +131,10 @@ def memory(model, hardware, *, batch=1, context=None, precision: str = "fp16", k
         parts["activations"] = batch * (f.activation_bytes + f.input_bytes) * (bpv / 2 if mode == "training" else 1)
         if mode == "training":
             _, parts["gradients"], parts["optimizer"] = training_state_bytes(f.params, precision, zero, dp)
-        return ledger(parts, hw._f.capacity, where, inputs=dict(model=model, hardware=hw, batch=batch))
+        inputs = dict(model=model, hardware=hw, batch=batch, precision=precision)
+        if hw.tier == "tiny" and hw._f.storage and mode == "inference":
+            return _tiny_ledger(parts, hw, inputs)
+        return ledger(parts, hw._f.capacity, where, inputs=inputs)
     check_tp(model, tp, where)
     ctx = count(context if context is not None else (model.max_context if mode == "inference"
                                                        else min(model.max_context, 4096)),

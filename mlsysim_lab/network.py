@@ -14,7 +14,9 @@ import numpy as np
 from . import catalog
 from .efficiency import Assumption
 from .errors import InputError
-from .specs import Cluster, Fabric, Hardware
+from .results import Result, Wall
+from .specs import Cluster, Hardware
+from .units import to_si
 
 ACTIVATION_BYTES = 2.0  # activations and their gradients travel in 16-bit
 
@@ -91,6 +93,36 @@ def topology_factors(topology: str, gpus, per_node):
     if topology == "torus":
         return 1.0, np.where(n > 1, 3.0 * (np.cbrt(n) - 1.0) / np.maximum(n - 1.0, 1.0), 1.0)
     return 1.0, 1.0
+
+
+class TransferResult(Result):
+    _title = "host transfer"
+    _units = {"time": "s", "bytes": "B", "bandwidth": "B/s"}
+
+
+def host_transfer(hardware, *, bytes, bandwidth=None) -> TransferResult:
+    """Time to move ``bytes`` between host memory and the device over its host link (PCIe), e.g. a cold
+    start loading 140 GB of weights over PCIe 5.0 x16 (64 GB/s per direction) takes ~2.2 s.
+
+    Parameters
+    ----------
+    hardware : Hardware | str  (its ``host_bandwidth`` per direction is used unless ``bandwidth`` is given)
+    bytes : Quantity[information]
+    bandwidth : Quantity[information/time], optional
+    """
+    where = "host_transfer()"
+    hw = catalog.hardware(hardware)
+    nbytes = to_si(bytes, "information", name="bytes", where=where, allow_zero=True)
+    if bandwidth is not None:
+        bw = to_si(bandwidth, "bandwidth", name="bandwidth", where=where)
+    elif hw._f.host_bandwidth is not None:
+        bw = hw._f.host_bandwidth
+    else:
+        raise InputError(f"{where}: {hw.name} has no host_bandwidth in the catalog; pass bandwidth=")
+    t = nbytes / bw
+    return TransferResult(dict(time=t, bytes=nbytes, bandwidth=bw), terms=dict(transfer=t),
+                          bottleneck=Wall.HOST_TRANSFER, margin=float("inf"),
+                          formula="T = bytes / host link bandwidth (per direction)", inputs=dict(hardware=hw))
 
 
 def scale_up_link(hw: Hardware, fabric=None) -> tuple[float, float, tuple[Assumption, ...]]:

@@ -78,7 +78,8 @@ class Hardware(Spec):
             peak={p: si(q, "throughput") for p, q in self.peak.items()},
             capacity=si(self.memory.capacity, "information"),
             bandwidth=si(self.memory.bandwidth, "bandwidth"),
-            sram=opt(self.sram, "information"), tdp=opt(self.tdp, "power"),
+            sram=opt(self.sram, "information"), storage=opt(self.storage, "information"),
+            tdp=opt(self.tdp, "power"),
             price=opt(self.price, "currency"), interconnect=opt(self.interconnect, "bandwidth"),
             host_bandwidth=opt(self.host_bandwidth, "bandwidth"),
             embodied_carbon=opt(self.embodied_carbon, "carbon"))

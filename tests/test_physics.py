@@ -250,8 +250,40 @@ def test_arrays_give_the_same_answers_as_scalars():
 
 # ---------------------------------------------------------------------------------------- small devices
 def test_resnet50_does_not_fit_an_mcu():
+    # 25.6M int8 weights = 25.6 MB against the ESP32-S3 module's 8 MiB flash: x3.05 over.
     r = ml.memory("ResNet-50", "ESP32-S3", precision="int8")
-    assert not r.fits and r.margin > 20
+    assert not r.fits and r.bottleneck is Wall.MEMORY_CAPACITY
+    assert r.margin == pytest.approx(25.6e6 / 2**23, rel=0.01) and "does not fit flash" in r.verdict
+
+
+def test_keyword_spotting_fits_an_mcu_with_weights_in_flash():
+    r = ml.memory("DS-CNN", "ESP32-S3", precision="int8")
+    assert r.fits and r.bottleneck is Wall.SRAM and "weights in flash" in r.verdict
+
+
+def test_activations_that_overflow_sram_hit_the_sram_wall():
+    big_input = ml.SampleWorkload(name="cam", family="x", task="vision", kind="cnn", params="10e3 param",
+                                  flops_per_sample="1 MMAC", input_bytes="600 KiB", source="a test model")
+    r = ml.memory(big_input, "ESP32-S3", precision="int8")
+    assert not r.fits and r.bottleneck is Wall.SRAM and "activations do not fit SRAM" in r.verdict
+
+
+def test_cold_start_over_pcie_by_hand():
+    # 140 GB of fp16 Llama-2-70B weights over PCIe 5.0 x16 at 64 GB/s per direction: 2.19 s.
+    from mlsysim_lab.network import host_transfer
+    r = host_transfer(H100, bytes="140 GB")
+    assert mag(r.time, "s") == pytest.approx(140 / 64) and r.bottleneck is Wall.HOST_TRANSFER
+    assert mag(host_transfer(H100, bytes="0 B").time, "s") == 0
+
+
+def test_weight_streaming_hides_behind_compute_above_the_hiding_batch():
+    from mlsysim_lab.compute import weight_streaming
+    r = weight_streaming("GPT-3", H100, injection="1.2 TB/s", batch=1)
+    assert r.bottleneck is Wall.STREAMING
+    b = int(r.hiding_batch.magnitude)
+    assert weight_streaming("GPT-3", H100, injection="1.2 TB/s", batch=b).bottleneck is Wall.COMPUTE
+    faster = weight_streaming("GPT-3", H100, injection="2.4 TB/s", batch=1)
+    assert faster.hiding_batch.magnitude == pytest.approx(b / 2, abs=1)
 
 
 def test_cnn_batch_moves_from_memory_or_overhead_to_compute_bound():
