@@ -63,7 +63,7 @@ def ledger(parts: dict[str, float], capacity: float, where: str, *, assumptions=
     fits = total <= capacity
     values = dict(parts, total=total, capacity=capacity, headroom=capacity - total)
     return MemoryResult(values, terms={}, bottleneck=Wall.MEMORY_CAPACITY, margin=total / capacity,
-                        fits=fits, verdict=capacity_verdict(total, capacity),
+                        fits=fits, verdict=lambda: capacity_verdict(total, capacity),
                         assumptions=assumptions, formula=formula, inputs=inputs)
 
 

@@ -9,6 +9,8 @@ dragonfly global links) and the number of latency steps (a torus runs one ring p
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import catalog
@@ -27,8 +29,14 @@ DEFAULT_LINK_LATENCY = Assumption(
     "for 8-GPU all-reduce of small messages, i.e. 1-3 us per ring step); provisional")
 
 
+def _scalars(*xs) -> bool:
+    return all(isinstance(x, (int, float)) for x in xs)
+
+
 def ring_allreduce_time(message_bytes, n, bandwidth, latency):
     """Ring all-reduce: 2(n-1)/n x message / bandwidth + 2(n-1) x latency; zero for one rank."""
+    if _scalars(message_bytes, n, bandwidth, latency):
+        return 2.0 * (n - 1.0) / n * message_bytes / bandwidth + 2.0 * (n - 1.0) * latency
     n = np.asarray(n, dtype=float)
     t = 2.0 * (n - 1.0) / n * message_bytes / bandwidth + 2.0 * (n - 1.0) * latency
     return t if t.ndim else float(t)
@@ -37,6 +45,8 @@ def ring_allreduce_time(message_bytes, n, bandwidth, latency):
 def tree_allreduce_time(message_bytes, n, bandwidth, latency):
     """Tree all-reduce (reduce up, broadcast down a binary tree): 2 ceil(log2 n) x latency plus, with
     pipelining, about 2 x message / bandwidth (NCCL double binary trees; Sanders et al. 2009)."""
+    if _scalars(message_bytes, n, bandwidth, latency):
+        return 2.0 * math.ceil(math.log2(n)) * latency + 2.0 * message_bytes / bandwidth if n > 1 else 0.0
     n = np.asarray(n, dtype=float)
     steps = np.ceil(np.log2(np.maximum(n, 1.0)))
     t = np.where(n > 1, 2.0 * steps * latency + 2.0 * message_bytes / bandwidth, 0.0)
@@ -45,6 +55,9 @@ def tree_allreduce_time(message_bytes, n, bandwidth, latency):
 
 def allreduce_time(message_bytes, n, bandwidth, latency):
     """All-reduce with the faster of ring (large messages) and tree (small messages), as NCCL picks."""
+    if _scalars(message_bytes, n, bandwidth, latency):
+        return min(ring_allreduce_time(message_bytes, n, bandwidth, latency),
+                   tree_allreduce_time(message_bytes, n, bandwidth, latency))
     return np.minimum(ring_allreduce_time(message_bytes, n, bandwidth, latency),
                       tree_allreduce_time(message_bytes, n, bandwidth, latency))
 
@@ -52,6 +65,8 @@ def allreduce_time(message_bytes, n, bandwidth, latency):
 def all_gather_time(message_bytes, n, bandwidth, latency):
     """All-gather (or reduce-scatter) of a ``message_bytes`` result: (n-1)/n x message / bandwidth +
     (n-1) x latency, half a ring all-reduce (Thakur, Rabenseifner & Gropp 2005)."""
+    if _scalars(message_bytes, n, bandwidth, latency):
+        return (n - 1.0) / n * message_bytes / bandwidth + (n - 1.0) * latency
     n = np.asarray(n, dtype=float)
     t = (n - 1.0) / n * message_bytes / bandwidth + (n - 1.0) * latency
     return t if t.ndim else float(t)

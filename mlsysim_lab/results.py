@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .efficiency import Assumption
-from .units import Q_, fmt
+from .units import Q_, show
 
 
 class Wall(str, Enum):
@@ -94,7 +94,7 @@ class Result:
     _units: dict[str, str] = {}
     _term_unit = "s"  # unit of ``terms`` (time for the Iron Law; USD for a cost breakdown, ...)
     _title = "result"
-    __slots__ = ("_v", "_terms", "bottleneck", "margin", "fits", "verdict", "assumptions", "formula",
+    __slots__ = ("_v", "_terms", "bottleneck", "margin", "fits", "_verdict", "assumptions", "formula",
                  "inputs")
 
     def __init__(self, values: dict[str, Any], *, terms: dict[str, Any], bottleneck: Wall,
@@ -103,7 +103,7 @@ class Result:
         object.__setattr__(self, "_v", values)
         object.__setattr__(self, "_terms", terms)
         for name, value in (("bottleneck", bottleneck), ("margin", margin), ("fits", fits),
-                            ("verdict", verdict), ("assumptions", tuple(assumptions)),
+                            ("_verdict", verdict), ("assumptions", tuple(assumptions)),
                             ("formula", formula), ("inputs", inputs or {})):
             object.__setattr__(self, name, value)
 
@@ -122,6 +122,13 @@ class Result:
     def __reduce__(self):
         return _rebuild, (type(self), self._v, self._terms, self.bottleneck, self.margin, self.fits,
                           self.verdict, self.assumptions, self.formula, self.inputs)
+
+    @property
+    def verdict(self) -> str:
+        """The answer in one sentence ("fits: needs 69 GB of 80 GB"); formatted on first read."""
+        if callable(self._verdict):
+            object.__setattr__(self, "_verdict", self._verdict())
+        return self._verdict
 
     @property
     def terms(self) -> dict[str, Any]:
@@ -209,7 +216,7 @@ def _show(value, unit: str) -> str:
         return "never" if value > 0 else str(value)
     if unit in ("", "count"):
         return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:.3e}"
-    return fmt(Q_(value, unit))
+    return show(float(value), unit)
 
 
 def _jsonable(x):

@@ -162,7 +162,7 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
         dict(ttft=ttft, itl=itl, latency=latency, tokens_per_second=b / itl, memory_per_device=need,
              memory_capacity=cap, compute_bound_batch=crossover, max_batch=max_batch,
              decode_intensity=d_flops / d_bytes, ridge=peak / hw._f.bandwidth, mbu=mbu, mfu=mfu),
-        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=capacity_verdict(need, cap),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=lambda: capacity_verdict(need, cap),
         assumptions=used,
         formula=("ITL = max(FLOPs/(peak x eta), bytes/(bandwidth x eta_bw)) + TP all-reduce + overhead; "
                  "decode FLOPs = B(2N + 4 L d_attn ctx), bytes = weights + B ctx L kv_dim b_kv"),
@@ -199,6 +199,6 @@ def _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_eff
         dict(latency=t, throughput=b / t, memory_per_device=need, memory_capacity=hw._f.capacity,
              intensity=flops / nbytes, ridge=peak / hw._f.bandwidth, mfu=flops / t / peak),
         terms=terms, bottleneck=wall, margin=margin, fits=fits,
-        verdict=capacity_verdict(need, hw._f.capacity), assumptions=used,
+        verdict=lambda: capacity_verdict(need, hw._f.capacity), assumptions=used,
         formula="T = max(B x FLOPs/sample / (peak x eta), (weights + B x activations) / (bandwidth x eta_bw))",
         inputs=dict(model=model, hardware=hw, batch=b, precision=precision))

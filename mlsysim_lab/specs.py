@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import InputError
 from .units import quantity, si
@@ -36,7 +36,10 @@ class Spec(BaseModel):
                                     description="per-field sources where a number comes from another document")
     notes: Optional[str] = None
 
-    _f: SimpleNamespace = PrivateAttr()
+    def _set_floats(self, **floats) -> None:
+        """Keep the SI floats the solvers read as a plain instance attribute (fast to read, unlike a
+        pydantic private attribute, whose every access goes through ``__getattr__``)."""
+        object.__setattr__(self, "_f", SimpleNamespace(**floats))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -74,7 +77,7 @@ class Hardware(Spec):
 
     def model_post_init(self, _ctx) -> None:
         opt = lambda q, kind: si(q, kind) if q is not None else None  # noqa: E731
-        self._f = SimpleNamespace(
+        self._set_floats(
             peak={p: si(q, "throughput") for p, q in self.peak.items()},
             capacity=si(self.memory.capacity, "information"),
             bandwidth=si(self.memory.bandwidth, "bandwidth"),
@@ -145,7 +148,7 @@ class Transformer(Workload):
             # params = shared + E*e and active = shared + k*e  =>  e = (params - active) / (E - k)
             expert = (params - active) / (self.experts - self.active_experts) if self.experts > self.active_experts else 0.0
             shared = params - self.experts * expert
-        self._f = SimpleNamespace(
+        self._set_floats(
             params=params, active=active, matmul_active=active - lookup, matmul_total=params - lookup, head_dim=head_dim,
             d_attn=float(self.heads * head_dim), layers=float(self.layers), d_model=float(self.d_model),
             kv_dim=float(self.kv_cache_dim or 2 * self.kv_heads * head_dim),
@@ -168,7 +171,7 @@ class SampleWorkload(Workload):
     activation_bytes: Optional[quantity("information", allow_zero=True)] = None
 
     def model_post_init(self, _ctx) -> None:
-        self._f = SimpleNamespace(
+        self._set_floats(
             params=si(self.params, "parameters"), flops=si(self.flops_per_sample, "compute"),
             layers=float(self.layers or 0),
             input_bytes=si(self.input_bytes, "information") if self.input_bytes is not None else 0.0,
@@ -188,7 +191,7 @@ class Grid(Spec):
     electricity_price: Optional[quantity("energy_price")] = None
 
     def model_post_init(self, _ctx) -> None:
-        self._f = SimpleNamespace(
+        self._set_floats(
             carbon=si(self.carbon_intensity, "carbon_intensity"), pue=self.pue,
             wue=si(self.wue, "water_intensity") if self.wue is not None else None,
             price=si(self.electricity_price, "energy_price") if self.electricity_price is not None else None)
@@ -205,7 +208,7 @@ class Fabric(Spec):
     latency: quantity("time")
 
     def model_post_init(self, _ctx) -> None:
-        self._f = SimpleNamespace(bandwidth=si(self.bandwidth, "bandwidth"), latency=si(self.latency, "time"))
+        self._set_floats(bandwidth=si(self.bandwidth, "bandwidth"), latency=si(self.latency, "time"))
 
 
 class Node(Spec):

@@ -285,7 +285,7 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
              memory_per_device=need, memory_capacity=cap, steps=steps, gpus=float(n),
              micro_batches=m, bubble_fraction=(pp - 1.0) / (m + pp - 1.0)),
         terms=terms, bottleneck=wall, margin=margin, fits=fits,
-        verdict=capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
+        verdict=lambda: capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
         assumptions=used,
         formula=("step = (m + pp - 1) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
                  "all-reduce + overhead; bubble = (pp-1)/(m+pp-1); MFU = 6N+attn model FLOPs/(step x GPUs x peak)"),

@@ -6,6 +6,7 @@ names the argument when it is wrong, and refuses bare numbers, NaN, infinities a
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,7 +91,15 @@ def check_number(value: Any, *, name: str, where: str, positive: bool = True,
                  allow_zero: bool = False, integer: bool = False) -> float | np.ndarray:
     """Refuse NaN, infinities, booleans and (by default) values <= 0; return a float or float array."""
     at = f"{where}: " if where else ""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.ndarray, np.number)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: plain scalars
+        bad = (not math.isfinite(value) and "must be finite") or \
+              (positive and (value < 0 or (not allow_zero and value == 0)) and
+               f"must be {'>= 0' if allow_zero else '> 0'}") or \
+              (integer and value != int(value) and "must be a whole number")
+        if bad:
+            raise InputError(f"{at}{name!r} {bad}, got {value!r}")
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, (np.ndarray, np.number)):
         raise InputError(f"{at}{name!r} must be a number, got {value!r}")
     arr = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(arr)):
@@ -139,13 +148,39 @@ def si(q: pint.Quantity, kind: str) -> float:
     return q.to(_UNIT[kind]).magnitude
 
 
-def fmt(q: pint.Quantity, digits: int = 3) -> str:
-    """A quantity as a student reads it: compact SI prefix, ``digits`` significant figures."""
-    q = q.to_compact() if q.units != ureg.dimensionless else q
-    mag = q.magnitude
-    if isinstance(mag, np.ndarray):
-        return f"{q:~P}"
-    text = f"{mag:.{digits}g}" if abs(mag) < 10 ** digits else f"{mag:,.0f}"
-    unit = f"{q.units:~P}"
-    return f"{text} {unit}".strip()
+_PREFIXES = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
+             (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")]
+#: SI units (as solvers store them) shown with a decimal prefix; others are shown as they are.
+_PREFIXABLE = {"B", "FLOP", "B/s", "FLOP/s", "token/s", "sample/s", "W", "J", "gCO2e", "param", "token",
+               "FLOP/token", "L", "Wh"}
 
+
+def fmt(q: pint.Quantity, digits: int = 3) -> str:
+    """A quantity as a student reads it: compact prefix, ``digits`` significant figures."""
+    return show(q.magnitude, f"{q.units:~P}", digits)
+
+
+def show(value: float, unit: str, digits: int = 3) -> str:
+    """Format a float stored in ``unit`` without building a pint quantity (fast enough for results)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}".strip()
+    if unit == "s":
+        a = abs(value)
+        if a >= 2 * 86400:
+            return f"{value / 86400:,.{digits}g} days" if a < 1e3 * 86400 else f"{value / 86400:,.0f} days"
+        if a >= 2 * 3600:
+            return f"{value / 3600:.{digits}g} h"
+        if a >= 120:
+            return f"{value / 60:.{digits}g} min"
+    if unit in _PREFIXABLE or unit == "s":
+        base = unit
+        for scale, prefix in _PREFIXES:
+            if abs(value) >= scale * 0.9995:
+                if unit == "s" and scale > 1:
+                    break
+                text = f"{value / scale:.{digits}g}"
+                return f"{text} {prefix}{base}"
+        return f"{value / 1e-12:.{digits}g} p{base}"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f} {unit}".strip()
+    return f"{value:.{digits}g} {unit}".strip()
