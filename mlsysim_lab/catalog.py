@@ -17,11 +17,11 @@ import yaml
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from .errors import CatalogError, UnknownNameError, _fold
-from .specs import Fabric, Grid, Hardware, Node, SampleWorkload, Scenario, Spec, Transformer
+from .specs import Fabric, Grid, Hardware, Measurement, Node, SampleWorkload, Scenario, Spec, Transformer
 
 _WORKLOAD = Annotated[Union[Transformer, SampleWorkload], Field(discriminator="kind")]
 KINDS: dict[str, Any] = {"hardware": Hardware, "workload": _WORKLOAD, "grid": Grid, "fabric": Fabric,
-                         "node": Node, "scenario": Scenario}
+                         "node": Node, "scenario": Scenario, "measurement": Measurement}
 _ADAPTERS = {kind: TypeAdapter(model) for kind, model in KINDS.items()}
 
 
@@ -87,6 +87,12 @@ class Catalog:
         del self._origin[(kind, name)]
 
     def _check_references(self) -> None:
+        for m in self._specs["measurement"].values():
+            where = self._origin[("measurement", m.name)]
+            for kind, ref in (("workload", m.workload), ("hardware", m.hardware)):
+                if _fold(ref) not in self._index[kind]:
+                    raise CatalogError(f"{where}: measurement {m.name!r} refers to "
+                                       f"{UnknownNameError(kind, ref, self.names(kind))}")
         for sc in self._specs["scenario"].values():
             where = self._origin[("scenario", sc.name)]
             for kind, ref in (("workload", sc.workload), ("hardware", sc.hardware), ("node", sc.system),

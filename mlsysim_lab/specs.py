@@ -269,3 +269,18 @@ class Scenario(Spec):
     system: Optional[str] = None
     grid: Optional[str] = None
     inputs: dict[str, Union[str, float, int, bool]] = Field(default_factory=dict)
+
+
+class Measurement(Spec):
+    """A published measurement with its full setup, for validating the core against reality: which run
+    (workload, hardware, GPUs, layout and inputs passed to the solver), what was reported (``published``:
+    metric name -> value, quantities as strings), and whether it calibrates the defaults or is held out."""
+
+    question: Literal["train", "serve", "inference", "carbon"]
+    workload: str
+    hardware: str
+    gpus: int = Field(default=1, gt=0)
+    inputs: dict[str, Union[str, float, int, bool]] = Field(default_factory=dict)
+    published: dict[str, Union[str, float]] = Field(min_length=1)
+    split: Literal["calibration", "holdout"]
+    convention: Optional[str] = Field(default=None, description="which FLOPs and which peak a published MFU counts")
