@@ -14,7 +14,7 @@ from . import efficiency as eff
 from .errors import InputError
 from .memory import bytes_per_value, default_kv_precision
 from .results import Result, Wall, bind
-from .specs import SampleWorkload, Transformer
+from .specs import SampleWorkload
 from .units import check_number, count, to_si
 
 

@@ -17,7 +17,7 @@ from . import catalog
 from .efficiency import Assumption
 from .errors import InputError
 from .results import Result, Wall
-from .specs import Cluster, Hardware
+from .specs import Cluster, Fabric, Hardware
 from .units import to_si
 
 ACTIVATION_BYTES = 2.0  # activations and their gradients travel in 16-bit

@@ -95,13 +95,16 @@ class Result:
     _term_unit = "s"  # unit of ``terms`` (time for the Iron Law; USD for a cost breakdown, ...)
     _title = "result"
     __slots__ = ("_v", "_terms", "bottleneck", "margin", "fits", "_verdict", "assumptions", "formula",
-                 "inputs")
+                 "inputs", "_extras")
 
     def __init__(self, values: dict[str, Any], *, terms: dict[str, Any], bottleneck: Wall,
-                 margin: Any, fits: Any = True, verdict: str = "", assumptions: tuple[Assumption, ...] = (),
-                 formula: str = "", inputs: dict[str, Any] | None = None):
+                 margin: Any, fits: Any = True, verdict: Any = "", assumptions: tuple[Assumption, ...] = (),
+                 formula: str = "", inputs: dict[str, Any] | None = None, extras: dict[str, Any] | None = None):
+        """``extras`` holds named payloads beyond the scalar fields (tables of rows, a base value), read as
+        attributes (``result.feasible``) and carried through pickling and ``to_dict()``."""
         object.__setattr__(self, "_v", values)
         object.__setattr__(self, "_terms", terms)
+        object.__setattr__(self, "_extras", extras or {})
         for name, value in (("bottleneck", bottleneck), ("margin", margin), ("fits", fits),
                             ("_verdict", verdict), ("assumptions", tuple(assumptions)),
                             ("formula", formula), ("inputs", inputs or {})):
@@ -111,6 +114,8 @@ class Result:
         units = type(self)._units
         if name in units:
             return Q_(self._v[name], units[name])
+        if not name.startswith("_") and name in self._extras:
+            return self._extras[name]
         raise AttributeError(f"{type(self).__name__} has no field {name!r}; fields: {', '.join(units)}")
 
     def __setattr__(self, name, value):
@@ -121,7 +126,7 @@ class Result:
 
     def __reduce__(self):
         return _rebuild, (type(self), self._v, self._terms, self.bottleneck, self.margin, self.fits,
-                          self.verdict, self.assumptions, self.formula, self.inputs)
+                          self.verdict, self.assumptions, self.formula, self.inputs, self._extras)
 
     @property
     def verdict(self) -> str:
@@ -180,15 +185,33 @@ class Result:
             "fits": _jsonable(self.fits), "verdict": self.verdict, "formula": self.formula,
             "assumptions": [{"name": a.name, "value": a.value, "source": a.source} for a in self.assumptions],
             "inputs": {k: str(v) for k, v in self.inputs.items()},
+            **{name: _extra_json(value) for name, value in self._extras.items()},
         }
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
 
-def _rebuild(cls, v, terms, bottleneck, margin, fits, verdict, assumptions, formula, inputs):
+def _rebuild(cls, v, terms, bottleneck, margin, fits, verdict, assumptions, formula, inputs, extras=None):
     return cls(v, terms=terms, bottleneck=bottleneck, margin=margin, fits=fits, verdict=verdict,
-               assumptions=assumptions, formula=formula, inputs=inputs)
+               assumptions=assumptions, formula=formula, inputs=inputs, extras=extras)
+
+
+def row_json(row: dict) -> dict:
+    """A table row for JSON: quantities as {value, unit}, NaN and infinities as strings."""
+    return {key: _extra_json(value) for key, value in row.items()}
+
+
+def _extra_json(value):
+    import pint
+
+    if isinstance(value, pint.Quantity):
+        return {"value": _jsonable(value.magnitude), "unit": f"{value.units:~P}"}
+    if isinstance(value, dict):
+        return row_json(value)
+    if isinstance(value, (list, tuple)):
+        return [_extra_json(v) for v in value]
+    return _jsonable(value)
 
 
 def _scalar(x) -> bool:

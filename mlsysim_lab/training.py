@@ -107,7 +107,6 @@ class LayoutResult(Result):
 
     _title = "parallelism search"
     _units = {"step_time": "s", "mfu": "", "tp": "", "pp": "", "dp": "", "ep": "", "memory_per_device": "B"}
-    __slots__ = ("feasible", "rejected")
 
 
 def _check_choice(value, allowed, name, where):
@@ -355,9 +354,8 @@ def search(model, system, *, global_batch_tokens, seq_len=None, precision: str =
         verdict=f"best of {len(feasible)} feasible layouts: tp{best['tp']} pp{best['pp']} dp{best['dp']} "
                 f"ep{best['ep']}; {len(rejected)} rejected",
         formula="each layout evaluated with train(); ranked by step time",
-        inputs=dict(model=model, system=c, global_batch_tokens=global_batch_tokens, zero=zero, recompute=recompute))
-    object.__setattr__(result, "feasible", feasible[:top])
-    object.__setattr__(result, "rejected", rejected)
+        inputs=dict(model=model, system=c, global_batch_tokens=global_batch_tokens, zero=zero, recompute=recompute),
+        extras=dict(feasible=feasible[:top], rejected=rejected))
     return result
 
 

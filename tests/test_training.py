@@ -133,3 +133,14 @@ def test_topologies_change_bandwidth_or_latency_steps():
     assert topology_factors("dragonfly", 1024, 8)[0] == 0.5
     taper, steps = topology_factors("torus", 4096, 4)
     assert taper == 1.0 and float(steps) == pytest.approx(3 * 15 / 4095)  # 16 x 16 x 16 torus
+
+
+def test_search_tables_survive_pickle_and_json():
+    import json
+    import pickle
+
+    result = search(LLAMA70, ml.cluster(H100, gpus=64), global_batch_tokens=2**21)
+    again = pickle.loads(pickle.dumps(result))
+    assert again.feasible == result.feasible and again.rejected == result.rejected
+    data = json.loads(result.to_json())
+    assert data["feasible"][0]["tp"] == result.feasible[0]["tp"] and len(data["rejected"]) == len(result.rejected)
