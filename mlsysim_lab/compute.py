@@ -57,19 +57,96 @@ def iron_law(hardware, *, ops, bytes, precision: str = "fp16", efficiency=None, 
     ops_f = to_si(ops, "compute", name="ops", where=where, allow_zero=True)
     bytes_f = to_si(bytes, "information", name="bytes", where=where, allow_zero=True)
     over = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+    return _iron_law(hw, ops_f, bytes_f, precision, efficiency, bandwidth_efficiency, over, regime, where)
+
+
+def _iron_law(hw, ops_f, bytes_f, precision, efficiency, bandwidth_efficiency, over, regime, where, **inputs):
     peak = hw.peak_for(precision)
     eta, eta_bw, used = efficiencies(hw, regime, efficiency, bandwidth_efficiency, where)
     t, t_c, t_m = iron_law_time(ops_f, bytes_f, peak, eta, hw._f.bandwidth, eta_bw, over)
-    wall, margin = bind(dict(compute=t_c, memory=t_m, overhead=over))
+    overhead = over + 0.0 * t_c
+    wall, margin = bind(dict(compute=t_c, memory=t_m, overhead=overhead))
     with np.errstate(divide="ignore", invalid="ignore"):
         intensity = np.divide(ops_f, bytes_f)
     ridge = peak / hw._f.bandwidth
     return IronLawResult(
         dict(time=t, ops=ops_f, bytes=bytes_f, intensity=intensity, ridge=ridge,
              attainable=np.minimum(peak, intensity * hw._f.bandwidth), peak=peak, bandwidth=hw._f.bandwidth),
-        terms=dict(compute=t_c, memory=t_m, overhead=over), bottleneck=wall, margin=margin,
+        terms=dict(compute=t_c, memory=t_m, overhead=overhead), bottleneck=wall, margin=margin,
         assumptions=used, formula="T = max(ops / (peak x eta), bytes / (bandwidth x eta_bw)) + overhead",
-        inputs=dict(hardware=hw, precision=precision))
+        inputs=dict(hardware=hw, precision=precision, **inputs))
+
+
+#: Operators whose FLOPs and bytes ``operator()`` knows, with the shape arguments each needs.
+OPERATORS = {
+    "dense": ("m", "n", "k"),
+    "conv2d": ("batch", "height", "width", "channels_in", "channels_out", "kernel"),
+    "attention": ("batch", "seq", "heads", "head_dim"),
+    "embedding": ("tokens", "dim"),
+    "elementwise": ("elements",),
+}
+
+
+def operator_cost(kind: str, shape: dict, bpv: float, flash: bool = True):
+    """(FLOPs, bytes) of one operator with every operand read and every result written once.
+
+    dense: (m x k) @ (k x n): 2mnk FLOPs; (mk + kn + mn) values moved.
+    conv2d (stride 1, same padding, as an implicit GEMM): 2 B H W Cin Cout K^2 FLOPs; input, filter and
+    output moved once. attention: QK^T and AV, 4 B heads seq^2 head_dim FLOPs; Q, K, V, O moved, plus the
+    seq^2 score matrix written and read twice (softmax) unless fused (FlashAttention, Dao et al. 2022).
+    embedding: a table lookup moves tokens x dim values and does no arithmetic. elementwise: one FLOP per
+    element, read and written once.
+    """
+    g = shape.get
+    if kind == "dense":
+        m, n, k = g("m"), g("n"), g("k")
+        return 2.0 * m * n * k, (m * k + k * n + m * n) * bpv
+    if kind == "conv2d":
+        b, h, w, ci, co, kk = (g(x) for x in OPERATORS["conv2d"])
+        return 2.0 * b * h * w * ci * co * kk * kk, (b * h * w * (ci + co) + kk * kk * ci * co) * bpv
+    if kind == "attention":
+        b, s, a, d = (g(x) for x in OPERATORS["attention"])
+        qkvo = 4.0 * b * s * a * d * bpv
+        scores = 0.0 if flash else 4.0 * b * a * s * s * bpv  # written, read, softmax written, read
+        return 4.0 * b * a * s * s * d, qkvo + scores
+    if kind == "embedding":
+        return 0.0, g("tokens") * g("dim") * bpv
+    if kind == "elementwise":
+        return g("elements") * 1.0, 2.0 * g("elements") * bpv
+    raise InputError(f"operator(): unknown kind {kind!r}; use one of {', '.join(OPERATORS)}")
+
+
+def operator(kind: str, hardware, *, precision: str = "fp16", flash: bool = True, efficiency=None,
+             bandwidth_efficiency=None, **shape) -> IronLawResult:
+    """One layer's operator on ``hardware``: its FLOPs, bytes, arithmetic intensity and Iron-Law time.
+
+    The workload signatures of a network's building blocks: a large dense GEMM sits right of the ridge,
+    attention without fusion and embedding lookups far left of it.
+
+    Parameters
+    ----------
+    kind : 'dense' (m, n, k), 'conv2d' (batch, height, width, channels_in, channels_out, kernel),
+        'attention' (batch, seq, heads, head_dim), 'embedding' (tokens, dim), 'elementwise' (elements)
+    hardware : Hardware | str
+    precision : storage and compute precision
+    flash : fused attention (scores never leave the chip)
+    **shape : positive counts (numpy arrays sweep)
+    """
+    where = "operator()"
+    if kind not in OPERATORS:
+        raise InputError(f"{where}: unknown kind {kind!r}; use one of {', '.join(OPERATORS)}")
+    missing = [k for k in OPERATORS[kind] if k not in shape]
+    extra = [k for k in shape if k not in OPERATORS[kind]]
+    if missing or extra:
+        raise InputError(f"{where}: a {kind} operator takes {', '.join(OPERATORS[kind])}"
+                         + (f"; missing {', '.join(missing)}" if missing else "")
+                         + (f"; unexpected {', '.join(extra)}" if extra else ""))
+    dims = {k: count(v, name=k, where=where) for k, v in shape.items()}
+    hw = catalog.hardware(hardware)
+    bpv = bytes_per_value(precision, where)
+    ops, nbytes = operator_cost(kind, dims, bpv, flash)
+    return _iron_law(hw, ops, nbytes, compute_precision(precision, hw), efficiency, bandwidth_efficiency, 0.0,
+                     "inference", where, kind=kind, **shape)
 
 
 def efficiencies(hw, regime, efficiency, bandwidth_efficiency, where):

@@ -359,14 +359,14 @@ def search(model, system, *, global_batch_tokens, seq_len=None, precision: str =
     return result
 
 
-def scaling(model, hardware, *, gpus, tokens_per_gpu=2**21 / 8, seq_len=None, precision: str = "bf16",
+def weak_scaling(model, hardware, *, gpus, tokens_per_gpu=2**21 / 8, seq_len=None, precision: str = "bf16",
             tp: int = 1, pp: int = 1, zero: int = 1, recompute: str = "selective"):
     """Weak scaling from one node to a fleet: throughput and efficiency vs GPU count (an array).
 
     Each GPU keeps ``tokens_per_gpu`` tokens per step; efficiency = throughput(N) / (N x the per-GPU
     throughput of one node). Closed form per point, so 8 and 100,000 GPUs cost the same.
     """
-    where = "scaling()"
+    where = "weak_scaling()"
     hw = catalog.hardware(hardware)
     counts = np.atleast_1d(np.asarray(gpus, dtype=float))
     rows = []

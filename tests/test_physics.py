@@ -291,3 +291,28 @@ def test_cnn_batch_moves_from_memory_or_overhead_to_compute_bound():
     big = ml.serve("ResNet-50", H100, batch=256)
     assert small.bottleneck in (Wall.MEMORY_BANDWIDTH, Wall.OVERHEAD)
     assert big.bottleneck is Wall.COMPUTE
+
+
+# ---------------------------------------------------------------------------------------- operators
+def test_operator_signatures_by_hand():
+    from mlsysim_lab.compute import operator
+    # GEMM N=512 fp16: 2 x 512^3 FLOPs over 3 x 512^2 x 2 B -> 170.7 FLOP/B, left of H100's ridge (~295).
+    g = operator("dense", H100, m=512, n=512, k=512)
+    assert mag(g.intensity, "FLOP/B") == pytest.approx(512 / 3) and g.bottleneck is Wall.MEMORY_BANDWIDTH
+    assert operator("dense", H100, m=8192, n=8192, k=8192).bottleneck is Wall.COMPUTE
+    # Unfused attention moves the seq^2 scores; FlashAttention does not.
+    plain = operator("attention", H100, batch=1, seq=4096, heads=32, head_dim=128, flash=False)
+    fused = operator("attention", H100, batch=1, seq=4096, heads=32, head_dim=128)
+    assert mag(fused.intensity, "FLOP/B") == pytest.approx(4 * 4096**2 * 32 * 128 / (4 * 4096 * 32 * 128 * 2))
+    assert plain.intensity < fused.intensity
+    assert mag(operator("embedding", H100, tokens=4096, dim=4096).intensity, "FLOP/B") == 0
+    conv = operator("conv2d", H100, batch=1, height=56, width=56, channels_in=64, channels_out=64, kernel=3)
+    assert mag(conv.ops, "FLOP") == pytest.approx(2 * 56 * 56 * 64 * 64 * 9)
+
+
+def test_operator_refuses_wrong_shapes():
+    from mlsysim_lab.compute import operator
+    with pytest.raises(ml.InputError, match="a dense operator takes m, n, k; missing k"):
+        operator("dense", H100, m=1, n=1)
+    with pytest.raises(ml.InputError, match="unknown kind 'lstm'"):
+        operator("lstm", H100, m=1)

@@ -6,7 +6,7 @@ import mlsysim_lab as ml
 from mlsysim_lab.network import (all_gather_time, all_to_all_time, hierarchical_allreduce_time,
                                  ring_allreduce_time, topology_factors)
 from mlsysim_lab.results import Wall
-from mlsysim_lab.training import scaling, search
+from mlsysim_lab.training import search, weak_scaling
 
 H100, A100 = ml.hardware("H100 SXM"), ml.hardware("A100 SXM 80GB")
 LLAMA70, GPT3 = ml.workload("Llama-2-70B"), ml.workload("GPT-3")
@@ -111,7 +111,7 @@ def test_search_with_nothing_feasible_says_why():
 
 
 def test_weak_scaling_from_8_to_100000_gpus_is_closed_form():
-    r = scaling(LLAMA70, H100, gpus=np.array([8, 64, 1024, 16384, 100000]), tp=8)
+    r = weak_scaling(LLAMA70, H100, gpus=np.array([8, 64, 1024, 16384, 100000]), tp=8)
     eff = r.efficiency.magnitude
     assert eff[0] == pytest.approx(1.0)
     assert np.all(np.diff(eff) <= 1e-12) and 0.3 < eff[-1] < 1.0
