@@ -10,6 +10,8 @@ closed form in the layout, so a 100,000-GPU cluster costs the same to evaluate a
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 
 from . import catalog
@@ -53,7 +55,7 @@ class TrainResult(Result):
 
 
 def cluster(accelerator, *, gpus=None, nodes=None, per_node=None, fabric=None, network=None,
-            nics_per_node=None, oversubscription: float = 1.0, topology: str = "fat-tree") -> Cluster:
+            nics_per_node=None, oversubscription: float = 1.0, topology=None) -> Cluster:
     """A cluster of ``gpus`` accelerators (or ``nodes`` servers), laid out like the catalog's server.
 
     ``accelerator`` is a Hardware, a hardware name, or a node name ("DGX H100"). Missing details come
@@ -89,6 +91,8 @@ def cluster(accelerator, *, gpus=None, nodes=None, per_node=None, fabric=None, n
     if nodes > 1 and (inter is None or nics == 0):
         raise InputError(f"{where}: {nodes} nodes of {hw.name} need a scale-out network: pass network= "
                          "(e.g. 'InfiniBand NDR') and nics_per_node=")
+    if topology is None:  # TPU ICI is a 3-D torus; switched fabrics are fat trees unless told otherwise
+        topology = "torus" if inter is not None and inter.kind == "ici" else "fat-tree"
     return Cluster(accelerator=hw, per_node=per_node, nodes=nodes, intra_fabric=intra, inter_fabric=inter,
                    nics_per_node=nics, oversubscription=oversubscription, topology=topology,
                    name=node_spec.name if node_spec else None)
@@ -136,13 +140,14 @@ def _layout(c: Cluster, model, tp, pp, dp, ep, where):
     if tp * pp * dp != n:
         raise InputError(f"{where}: tp x pp x dp = {tp} x {pp} x {dp} = {tp * pp * dp} GPUs, but the cluster "
                          f"has {n}; layouts must use every GPU")
-    if tp > c.per_node:
+    scale_up_everywhere = c.inter_fabric is not None and c.inter_fabric.scope == "scale-up"
+    if tp > c.per_node and not scale_up_everywhere:
         raise InputError(f"{where}: tp={tp} exceeds the {c.per_node} GPUs of one node; tensor parallelism "
                          "needs the scale-up fabric (use pp or dp across nodes)")
     if model.heads % tp:
         raise InputError(f"{where}: tp={tp} does not divide {model.name}'s {model.heads} attention heads")
-    if model.layers % pp:
-        raise InputError(f"{where}: pp={pp} does not divide {model.name}'s {model.layers} layers")
+    if pp > model.layers:
+        raise InputError(f"{where}: pp={pp} exceeds {model.name}'s {model.layers} layers")
     if ep > 1 and (not model.is_moe or model.experts % ep):
         raise InputError(f"{where}: ep={ep} needs a mixture-of-experts model whose expert count it divides")
     if dp % ep:
@@ -154,29 +159,34 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
           eta_bw, bpv):
     """Float kernel: the step time terms and memory per device of one layout (arrays welcome in gbt/mb)."""
     layers, d = f.layers, f.d_model
+    # Layers of the slowest pipeline stage: an uneven split (126 layers on 16 stages) leaves some stages
+    # one layer heavier, and the pipeline runs at the pace of the heaviest.
+    stage = math.ceil(layers / pp)
+    share = stage / layers
     m = gbt / (dp * mb * seq)  # micro-batches per step through each pipeline
     per_token = training_flops_per_token(f, seq) + recompute_flops_per_token(f, seq, recompute)
-    t_c = mb * seq * per_token / (tp * pp) / (peak * eta)  # one micro-batch, one stage, fwd + bwd
+    t_c = mb * seq * per_token * share / tp / (peak * eta)  # one micro-batch, one stage, fwd + bwd
 
     expert = f.experts * f.expert_params
-    w_dev = (f.params - expert) / (tp * pp) + expert / (tp * pp * ep)
+    w_dev = ((f.params - expert) + expert / ep) * share / tp
     w, g, o = training_state_bytes(w_dev, "fp32" if bpv == 4 else "mixed", zero, dp)
     act_scale = 2.0 if bpv < 4 else 4.0
     act_layer = activation_bytes(mb * seq, seq, d, model.heads, 1.0, recompute, act_scale) / (tp if sp or tp == 1 else 1)
-    act = act_layer * (layers / pp) * np.minimum(m, pp)  # 1F1B: the first stage holds pp micro-batches
-    t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * layers / pp) / (c.accelerator._f.bandwidth * eta_bw)
+    act = act_layer * stage * np.minimum(m, pp)  # 1F1B: the first stage holds pp micro-batches
+    t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * stage) / (c.accelerator._f.bandwidth * eta_bw)
 
     bw_in, lat_in = intra_link(c)
     bw_out, lat_out = inter_link(c)
     _, steps_factor = topology_factors(c.topology, c.gpus, c.per_node)
     act_msg = mb * seq * d * ACTIVATION_BYTES
     n_tp_collectives = 4.0 + (2.0 if recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
-    t_tp = n_tp_collectives * (layers / pp) * allreduce_time(act_msg, tp, bw_in, lat_in) if tp > 1 else 0.0
+    tp_bw, tp_lat = (bw_in, lat_in) if tp <= c.per_node else (bw_out, lat_out)
+    t_tp = n_tp_collectives * stage * allreduce_time(act_msg, tp, tp_bw, tp_lat) if tp > 1 else 0.0
     pp_bw, pp_lat = (bw_out, lat_out) if tp * pp > c.per_node else (bw_in, lat_in)
     t_pp = 2.0 * (act_msg / tp / pp_bw + pp_lat) if pp > 1 else 0.0
     t_ep = 0.0
     if ep > 1:
-        moe_layers = layers / pp
+        moe_layers = stage
         ep_bw, ep_lat = (bw_out, lat_out) if tp * ep > c.per_node else (bw_in, lat_in)
         t_ep = 4.0 * moe_layers * all_to_all_time(act_msg * f.top_k / tp, ep, ep_bw, ep_lat)
     slot = np.maximum(t_c, t_mem) + t_tp + t_pp + t_ep
@@ -201,7 +211,7 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
     else:
         hidden = np.minimum(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
         exposed_dp = t_dp - hidden
-    overhead = (m + pp - 1.0) * 3.0 * (layers / pp) * eff.LAYER_OVERHEAD.value
+    overhead = (m + pp - 1.0) * 3.0 * stage * eff.LAYER_OVERHEAD.value
     step = (m + pp - 1.0) * slot + exposed_dp + overhead
     terms = dict(compute=m * t_c, memory=m * t_mem, network=m * (t_tp + t_pp + t_ep) + exposed_dp
                  + (m * (slot - np.maximum(t_c, t_mem) - t_tp - t_pp - t_ep)),
