@@ -57,7 +57,8 @@ def iron_law(hardware, *, ops, bytes, precision: str = "fp16", efficiency=None, 
     ops_f = to_si(ops, "compute", name="ops", where=where, allow_zero=True)
     bytes_f = to_si(bytes, "information", name="bytes", where=where, allow_zero=True)
     over = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
-    return _iron_law(hw, ops_f, bytes_f, precision, efficiency, bandwidth_efficiency, over, regime, where)
+    return _iron_law(hw, ops_f, bytes_f, compute_precision(precision, hw), efficiency, bandwidth_efficiency, over,
+                     regime, where)
 
 
 def _iron_law(hw, ops_f, bytes_f, precision, efficiency, bandwidth_efficiency, over, regime, where, **inputs):
