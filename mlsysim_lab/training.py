@@ -121,9 +121,9 @@ def _check_choice(value, allowed, name, where):
 def _resolve_system(system) -> Cluster:
     if isinstance(system, Cluster):
         return system
-    if isinstance(system, Hardware):
-        return cluster(system, gpus=1)
-    return cluster(system)
+    if isinstance(system, Hardware) or (isinstance(system, str) and not _is_node(system)):
+        return cluster(system, gpus=1)  # a device, by object or by name, is a one-GPU system
+    return cluster(system)  # a server name ("DGX H100") is one whole node
 
 
 def _layout(c: Cluster, model, tp, pp, dp, ep, where):
