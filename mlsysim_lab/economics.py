@@ -12,14 +12,13 @@ Renting pays only for busy hours, so buying pays back after capex / (rent - runn
 from __future__ import annotations
 
 import numpy as np
-import pint
 
 from .efficiency import Assumption
-from .errors import InputError, UnitError
+from .errors import InputError
 from .results import Result, Wall, _show, bind
 from .serving import ServeResult
 from .sustainability import IDLE_FRACTION, YEAR, check_utilization, draw, fleet_of, site, years_of
-from .units import Q_, check_number, count, to_si, ureg
+from .units import check_number, count, to_si
 
 #: Default horizon: a 4-year straight-line life, the server depreciation period hyperscalers used until
 #: 2022 (Microsoft FY2022 Form 10-K: servers extended from 4 to 6 years); accelerator generations arrive
@@ -64,24 +63,6 @@ def breakeven_utilization(capex, horizon, gpus, power, pue, price, maintenance, 
 
 
 # --------------------------------------------------------------------------------------------- doors
-def _rate(value, unit: str, example: str, *, name: str, where: str, allow_zero: bool = False):
-    """A quantity of ``unit``'s dimension (currency per time, tokens per time), as a float in ``unit``."""
-    if isinstance(value, str):
-        try:
-            value = Q_(value)
-        except Exception as err:  # pint raises several kinds of parse errors
-            raise UnitError(where, name, repr(value), "unparseable", str(ureg.Unit(unit).dimensionality),
-                            example) from err
-    expected = ureg.Unit(unit).dimensionality
-    if not isinstance(value, pint.Quantity):
-        got = "a bare number" if isinstance(value, (int, float, np.ndarray)) else type(value).__name__
-        raise UnitError(where, name, repr(value), got, str(expected), example)
-    if value.dimensionality != expected:
-        got = f"{value.magnitude:g} {value.units:~P}" if np.ndim(value.magnitude) == 0 else f"{value:~P}"
-        raise UnitError(where, name, got, str(value.dimensionality), str(expected), example)
-    return check_number(value.to(unit).magnitude, name=name, where=where, allow_zero=allow_zero)
-
-
 def _capex(f, price, where: str):
     """(capex USD, Assumption saying what it includes): given price, else node price share, else device price."""
     if price is not None:
@@ -235,7 +216,7 @@ def rent_or_buy(system, *, rental, years=HORIZON_YEARS, utilization=1.0, grid=No
     the horizon; terms buy / rent (USD over the horizon); bottleneck: cost
     """
     where = "rent_or_buy()"
-    r = _rate(rental, "USD/h", "2.5 USD/h", name="rental", where=where) / 3600.0
+    r = to_si(rental, "price_rate", name="rental", where=where)
     span = years_of(years, name="years", where=where)
     u = check_utilization(utilization, where)
     f = fleet_of(system, gpus=gpus, power=power, where=where)
@@ -316,7 +297,7 @@ def token_cost(throughput, *, rate, gpus=None, utilization=None) -> TokenCostRes
         raise InputError(f"{where}: 'throughput' must be a ServeResult (LLM serving) or a token rate such as "
                          f"'5000 token/s', got a {type(throughput).__name__}")
     else:
-        tps = _rate(throughput, "token/s", "5000 token/s", name="throughput", where=where)
+        tps = to_si(throughput, "token_rate", name="throughput", where=where)
         group = 1
     n = count(gpus if gpus is not None else group, name="gpus", where=where)
     if isinstance(rate, TcoResult):
@@ -328,7 +309,7 @@ def token_cost(throughput, *, rate, gpus=None, utilization=None) -> TokenCostRes
         raise InputError(f"{where}: 'rate' must be a cost per GPU-hour ('2.5 USD/h') or a TcoResult from "
                          f"ml.tco, got a {type(rate).__name__}")
     else:
-        per_hour = _rate(rate, "USD/h", "2.5 USD/h", name="rate", where=where, allow_zero=True)
+        per_hour = to_si(rate, "price_rate", name="rate", where=where, allow_zero=True) * 3600.0
         default_u, shares = 1.0, {"rental": 1.0}
     if utilization is None:
         u = default_u

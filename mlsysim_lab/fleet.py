@@ -26,7 +26,7 @@ from . import catalog
 from .efficiency import Assumption
 from .errors import InputError
 from .memory import bytes_per_value, check_tp, default_kv_precision, kv_cache_bytes
-from .queueing import (check_percentile, checked, erlang_c, label, min_servers, request_rate, scalars,
+from .queueing import (check_percentile, erlang_c, label, min_servers, request_rate, scalars,
                        wait_percentile)
 from .results import Result, Wall
 from .serving import serve
@@ -167,7 +167,7 @@ def fleet(model, hardware, *, qps, prompt_tokens=1024, output_tokens=256, tp: in
     cap = None if max_batch is None else count(max_batch, name="max_batch", where=where)
     price = (to_si(gpu_price, "currency", name="gpu_price", where=where) if gpu_price is not None
              else hw._f.price)
-    hourly = None if gpu_hour is None else checked(gpu_hour, "USD/s", "2.5 USD/h", name="gpu_hour", where=where)
+    hourly = None if gpu_hour is None else to_si(gpu_hour, "price_rate", name="gpu_hour", where=where)
     kw = dict(prompt_tokens=prompt, precision=precision, kv_precision=kv_precision, tp=tp, fabric=fabric,
               efficiency=efficiency, prefill_efficiency=prefill_efficiency,
               bandwidth_efficiency=bandwidth_efficiency, overhead=overhead)

@@ -22,12 +22,11 @@ Every kernel takes floats or numpy arrays in SI (requests/s, s) and is vectorise
 from __future__ import annotations
 
 import numpy as np
-import pint
 
 from .efficiency import Assumption
-from .errors import InputError, UnitError
+from .errors import InputError
 from .results import Result, Wall
-from .units import Q_, check_number, count, show, to_si, ureg
+from .units import check_number, count, show, to_si
 
 #: Exact log(n!) for small n, from a table; Stirling's series beyond (error < 1e-16 for n >= 64).
 _LOG_FACTORIAL = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, 64, dtype=float)))])
@@ -51,31 +50,9 @@ MG_APPROXIMATION = Assumption(
 
 
 # ------------------------------------------------------------------------------------------- doors
-def checked(value, unit: str, example: str, *, name: str, where: str, alternatives: tuple[str, ...] = (),
-            allow_zero: bool = False):
-    """``value`` (a quantity or a string) in ``unit`` or one of ``alternatives`` (same meaning, another
-    dimension, e.g. '1/s' for 'req/s'), as a float or float array. Bare numbers are refused."""
-    if isinstance(value, str):
-        try:
-            value = Q_(value)
-        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, ValueError,
-                TypeError, SyntaxError) as err:
-            raise UnitError(where, name, repr(value), "unparseable", str(ureg.Unit(unit).dimensionality),
-                            example) from err
-    if not isinstance(value, ureg.Quantity):
-        got = "a bare number" if isinstance(value, (int, float, np.ndarray)) else type(value).__name__
-        raise UnitError(where, name, repr(value), got, str(ureg.Unit(unit).dimensionality), example)
-    for u in (unit, *alternatives):
-        if value.dimensionality == ureg.Unit(u).dimensionality:
-            return check_number(value.to(u).magnitude, name=name, where=where, allow_zero=allow_zero)
-    mag = value.magnitude
-    got = f"{mag:g} {value.units:~P}" if isinstance(mag, (int, float)) else f"{value:~P}"
-    raise UnitError(where, name, got, str(value.dimensionality), str(ureg.Unit(unit).dimensionality), example)
-
-
 def request_rate(value, *, name: str, where: str):
     """An arrival rate ('160 req/s', '160 /s', '9.6e3 req/min') in requests per second."""
-    return checked(value, "req/s", "160 req/s", name=name, where=where, alternatives=("1/s",))
+    return to_si(value, "request_rate", name=name, where=where)
 
 
 def check_percentile(value, where: str) -> float:

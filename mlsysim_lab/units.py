@@ -39,10 +39,15 @@ SI: dict[str, tuple[str, str, str]] = {
     "parameters": ("[parameter]", "param", "7e9 param"),
     "tokens": ("[token]", "token", "2e12 token"),
     "length": ("[length]", "m", "1000 km"),
+    "request_rate": ("[count] / [time]", "req/s", "160 req/s"),
+    "token_rate": ("[token] / [time]", "token/s", "5000 token/s"),
+    "price_rate": ("[currency] / [time]", "USD/s", "2.5 USD/h"),
     "dimensionless": ("", "", "0.5"),
 }
 
 _DIMS = {k: ureg.get_dimensionality(v[0]) if v[0] else ureg.get_dimensionality("") for k, v in SI.items()}
+#: Another dimension accepted for a kind, with the unit that bridges it: "160 /s" is 160 req/s.
+_ALSO = {"request_rate": (ureg.get_dimensionality("1 / [time]"), "1/s")}
 _UNIT = {k: ureg.Unit(v[1]) if v[1] else ureg.dimensionless for k, v in SI.items()}
 
 
@@ -69,10 +74,14 @@ def to_si(value: Any, kind: str, *, name: str, where: str, positive: bool = True
             raise InputError(f"{where}: {name!r} was made with another pint registry; "
                              "build quantities with mlsysim_lab.Q_ or pass a string such as "
                              f"'{example}'")
-        if value.dimensionality != _DIMS[kind]:
+        also = _ALSO.get(kind)
+        if also is not None and value.dimensionality == also[0]:
+            magnitude = value.to(also[1]).magnitude
+        elif value.dimensionality != _DIMS[kind]:
             raise UnitError(where, name, _text(value), _dim_text(value.dimensionality),
                             _dim_text(_DIMS[kind]), example)
-        magnitude = value.to(_UNIT[kind]).magnitude
+        else:
+            magnitude = value.to(_UNIT[kind]).magnitude
     elif kind == "dimensionless" and isinstance(value, (int, float, np.ndarray, np.number)) \
             and not isinstance(value, bool):
         magnitude = value
