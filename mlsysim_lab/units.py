@@ -42,6 +42,7 @@ SI: dict[str, tuple[str, str, str]] = {
     "request_rate": ("[count] / [time]", "req/s", "160 req/s"),
     "token_rate": ("[token] / [time]", "token/s", "5000 token/s"),
     "price_rate": ("[currency] / [time]", "USD/s", "2.5 USD/h"),
+    "data_price": ("[currency] / [information]", "USD/B", "0.08 USD/GB"),
     "dimensionless": ("", "", "0.5"),
 }
 
@@ -89,6 +90,30 @@ def to_si(value: Any, kind: str, *, name: str, where: str, positive: bool = True
         raise UnitError(where, name, repr(value), "a bare number" if isinstance(value, (int, float))
                         else type(value).__name__, _dim_text(_DIMS[kind]), example)
     return check_number(magnitude, name=name, where=where, positive=positive, allow_zero=allow_zero)
+
+
+def to_si_any(value: Any, kinds: tuple[str, ...], *, name: str, where: str, allow_zero: bool = False):
+    """(float in SI, the kind it matched) for a value that may have any of several dimensions, e.g. a
+    consumption rate in samples/s or tokens/s; the error lists every accepted dimension."""
+    q = Q_(value) if isinstance(value, str) and _parses(value) else value
+    if isinstance(q, pint.Quantity) and q._REGISTRY is ureg:
+        for kind in kinds:
+            also = _ALSO.get(kind)
+            if q.dimensionality == _DIMS[kind] or (also is not None and q.dimensionality == also[0]):
+                return to_si(q, kind, name=name, where=where, allow_zero=allow_zero), kind
+    expected = " or ".join(_dim_text(_DIMS[k]) for k in kinds)
+    got = (_text(q), _dim_text(q.dimensionality)) if isinstance(q, pint.Quantity) else \
+        (repr(value), "a bare number" if isinstance(value, (int, float)) else
+         "unparseable" if isinstance(value, str) else type(value).__name__)
+    raise UnitError(where, name, got[0], got[1], expected, SI[kinds[0]][2])
+
+
+def _parses(text: str) -> bool:
+    try:
+        Q_(text)
+        return True
+    except Exception:  # pint raises several kinds of parse errors; the caller reports "unparseable"
+        return False
 
 
 def _text(q: pint.Quantity) -> str:
