@@ -13,7 +13,7 @@ from . import catalog
 from . import efficiency as eff
 from .errors import InputError
 from .memory import bytes_per_value, default_kv_precision
-from .results import Result, Wall, bind
+from .results import Result, Wall, bind, choose_wall
 from .specs import SampleWorkload
 from .units import check_number, count, to_si
 
@@ -217,7 +217,7 @@ def roofline(model, hardware, *, batch=1, phase: str = "decode", precision: str 
     intensity = ops / nbytes
     ridge = peak / hw._f.bandwidth
     attainable = np.minimum(peak, intensity * hw._f.bandwidth)
-    bound = np.where(intensity >= ridge, Wall.COMPUTE, Wall.MEMORY_BANDWIDTH) if np.ndim(intensity) else \
+    bound = choose_wall(intensity >= ridge, Wall.COMPUTE, Wall.MEMORY_BANDWIDTH) if np.ndim(intensity) else \
         (Wall.COMPUTE if intensity >= ridge else Wall.MEMORY_BANDWIDTH)
     return RooflineResult(
         dict(intensity=intensity, ridge=ridge, attainable=attainable, peak=peak, bandwidth=hw._f.bandwidth,

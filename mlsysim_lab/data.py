@@ -21,7 +21,7 @@ import numpy as np
 
 from .efficiency import Assumption
 from .errors import InputError, UnknownNameError, _fold
-from .results import Result, Wall, bind
+from .results import Result, Wall, bind, choose_wall
 from .specs import SampleWorkload
 from .units import Q_, check_number, count, show, to_si, to_si_any
 
@@ -268,7 +268,7 @@ def transfer(size, *, bandwidth, egress_price=None, compute_cost=None, deadline=
         fits = time <= limit
         late = ~np.asarray(fits)
         if np.any(late):
-            wall = np.where(late, Wall.DATA_GRAVITY, wall) if np.ndim(late) else Wall.DATA_GRAVITY
+            wall = choose_wall(late, Wall.DATA_GRAVITY, wall) if np.ndim(late) else Wall.DATA_GRAVITY
             margin = np.where(late, time / limit, margin) if np.ndim(late) else time / limit
 
     def verdict():
@@ -349,7 +349,7 @@ def propagation(distance, *, sla=None, processing="0 s", refractive_index=None) 
         reach = np.maximum(budget - proc, 0.0) * speed / 2.0
         light_alone = rtt > budget  # infeasible whatever the processing: the speed of light binds
         if np.ndim(light_alone):
-            wall = np.where(light_alone, Wall.LIGHT, wall)
+            wall = choose_wall(light_alone, Wall.LIGHT, wall)
         elif light_alone:
             wall = Wall.LIGHT
 

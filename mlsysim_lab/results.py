@@ -67,6 +67,16 @@ TERM_WALL = {"compute": Wall.COMPUTE, "memory": Wall.MEMORY_BANDWIDTH, "network"
              "overhead": Wall.OVERHEAD}
 
 
+def choose_wall(condition, wall_if_true, wall_if_false):
+    """Elementwise choice between walls (or arrays of walls) that keeps Wall members, never strings
+    (``np.where`` on str-enums would turn them into plain numpy strings)."""
+    a = np.empty(np.shape(condition), dtype=object)
+    a[...] = wall_if_false
+    cond = np.asarray(condition, dtype=bool)
+    a[cond] = np.broadcast_to(np.asarray(wall_if_true, dtype=object), a.shape)[cond]
+    return a
+
+
 def bind(terms: dict[str, Any], walls: dict[str, Wall] | None = None):
     """The binding wall among named terms (the largest), and its margin over the runner-up.
 

@@ -14,7 +14,7 @@ from . import efficiency as eff
 from .compute import compute_precision, efficiencies, iron_law_time
 from .memory import bytes_per_value, capacity_verdict, check_tp, default_kv_precision, kv_cache_bytes
 from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
-from .results import Result, Wall, bind
+from .results import Result, Wall, bind, choose_wall
 from .specs import SampleWorkload
 from .units import count, to_si
 
@@ -154,7 +154,7 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     if np.ndim(fits) == 0 and not fits:
         wall, margin = Wall.MEMORY_CAPACITY, need / cap
     elif np.ndim(fits):
-        wall = np.where(fits, wall, Wall.MEMORY_CAPACITY)
+        wall = choose_wall(fits, wall, Wall.MEMORY_CAPACITY)
         margin = np.where(fits, margin, need / cap)
     mbu = d_bytes_dev / itl / hw._f.bandwidth
     mfu = d_flops / tp / itl / peak
