@@ -287,18 +287,28 @@ def synthesize(model, *, itl=None, ttft=None, batch=1, prompt_tokens=1024, outpu
     bpv = bytes_per_value(precision, where)
     kv_bpv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
     f = m._f
-    eta_d = eff.compute_efficiency("default", "decode")
-    eta_p = eff.compute_efficiency("default", "prefill")
+    eta_d = eff.compute_efficiency("default", "decode", precision)
+    eta_p = eff.compute_efficiency("default", "prefill", precision)
     eta_bw = eff.MEMORY_BANDWIDTH
     overhead = f.layers * eff.LAYER_OVERHEAD.value
-    used = (eta_d, eta_p, eta_bw, eff.LAYER_OVERHEAD)
+    used = (eta_d, eta_p, eta_bw, eff.LAYER_OVERHEAD, eff.REQUEST_OVERHEAD, eff.KV_TRANSFER)
+
+    def decode_cost():
+        # serve() reads the KV cache in short per-sequence, per-head transfers at a fraction of bandwidth:
+        # count those bytes at their effective weight so the inverse matches serve() exactly.
+        ctx = prompt + out / 2.0
+        flops, nbytes = decode_step_cost(f, b, ctx, bpv, kv_bpv)
+        kv = kv_cache_bytes(b * ctx, f.layers, f.kv_dim, kv_bpv)
+        factor = eff.kv_transfer_factor(ctx * f.kv_dim / m.kv_heads * kv_bpv)
+        return flops, nbytes - kv + kv / factor
 
     need_bw, need_peak = 0.0, 0.0
-    for slo, cost, eta in ((slo_itl, lambda: decode_step_cost(f, b, prompt + out / 2.0, bpv, kv_bpv), eta_d),
-                           (slo_ttft, lambda: prefill_cost(f, b, prompt, bpv, kv_bpv), eta_p)):
+    for slo, cost, eta, fixed in ((slo_itl, decode_cost, eta_d, overhead),
+                                  (slo_ttft, lambda: prefill_cost(f, b, prompt, bpv, kv_bpv), eta_p,
+                                   overhead + eff.REQUEST_OVERHEAD.value)):
         if slo is None:
             continue
-        budget = slo - overhead
+        budget = slo - fixed
         if budget <= 0:
             need_bw = need_peak = float("inf")
             break

@@ -36,6 +36,7 @@ class Catalog:
     """Named specs of every kind, looked up case-, space- and dash-insensitively, aliases included."""
 
     def __init__(self) -> None:
+        self._node_of: dict[str, Node | None] = {}
         self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
         self._index: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         self._origin: dict[tuple[str, str], str] = {}
@@ -58,6 +59,7 @@ class Catalog:
             files = [path]
         else:
             raise CatalogError(f"{path}: no such catalog file or folder")
+        self._node_of.clear()
         for file in files:
             for kind, spec in read_file(file):
                 self._insert(kind, spec, str(file), override)
@@ -120,6 +122,13 @@ class Catalog:
         except KeyError:
             known = list(self._specs[kind]) + [a for s in self._specs[kind].values() for a in s.aliases]
             raise UnknownNameError(kind, name, known) from None
+
+    def node_for(self, accelerator: str) -> Node | None:
+        """The first server entry built around ``accelerator`` (the reference server for it), if any."""
+        if accelerator not in self._node_of:
+            self._node_of[accelerator] = next(
+                (n for n in self._specs["node"].values() if n.accelerator == accelerator), None)
+        return self._node_of[accelerator]
 
     def names(self, kind: str) -> list[str]:
         """Canonical names of every entry of ``kind``, in load order."""

@@ -2,7 +2,8 @@
 
 Every command is a thin shell over ``mlsysim_lab.scenarios`` (the same calls the MCP server and the labs
 make): ``catalog list|show``, ``eval`` (a table and the binding wall, or ``--json``), ``sweep`` (CSV),
-``suggest``, ``schema``, ``validate`` and ``mcp``. Bad input is one line on stderr and exit status 1; an
+``suggest``, ``schema``, ``validate`` and ``mcp``; for instructors ``assign``, ``grade`` and ``answers``
+(``mlsysim_lab.exercises``, with the grade extra). Bad input is one line on stderr and exit status 1; an
 infeasible setup is an answer (its verdict), not an error.
 """
 import json
@@ -260,6 +261,98 @@ def mcp() -> None:
     from .mcp_server import main
 
     main()
+
+
+# ---------------------------------------------------------------------------------------- instructors
+def _grading(module: str):
+    """author or grade from mlsysim_lab.exercises; without the grade extra, the pip line to get it."""
+    try:
+        from importlib import import_module
+
+        return import_module(f"mlsysim_lab.exercises.{module}")
+    except ImportError as err:
+        _fail(str(err))
+
+
+@app.command()
+def assign(instructor: Path = typer.Argument(..., help="the instructor notebook, with solutions"),
+           output: Path = typer.Option(Path("student"), "--output", "-o",
+                                       help="a folder for the student notebook, or its .ipynb path"),
+           timeout: float = typer.Option(600, help="seconds the instructor notebook may run (all cells)")) -> None:
+    """Make the student notebook: solutions stripped, answers sealed, outputs cleared.
+
+    Runs the instructor notebook once (it must run clean and its own solutions must pass), then writes the
+    student version: cells tagged instructor/solution/assert dropped, nbgrader or otter solution markers
+    stripped, every exercise's answer replaced by a sealed key.
+    """
+    author = _grading("author")
+    try:
+        made = author.assign(instructor, output, timeout=timeout)
+    except MlsysimError as err:
+        _fail(str(err))
+    for warning in made.warnings:
+        _err().print(Text(f"warning: {warning}", style="yellow"))
+    _out().print(Text(f"wrote {made.path}: {len(made.exercises)} exercises, {made.points:g} points"))
+
+
+@app.command()
+def grade(instructor: Path = typer.Argument(..., help="the instructor notebook the assignment was made from"),
+          submissions: Path = typer.Argument(..., help="a folder of <student>.ipynb or <student>/*.ipynb"),
+          output: Path = typer.Option(Path("grades"), "--output", "-o", help="folder for grades.csv and summary.md"),
+          timeout: float = typer.Option(300, help="seconds each submission may run (all cells together)"),
+          jobs: int = typer.Option(1, help="submissions run at once"),
+          student: Optional[str] = typer.Option(None, help="the ID of a single submission (else its file name)"),
+          gradescope: Optional[Path] = typer.Option(None, help="also write Gradescope's results.json here "
+                                                               "(a batch of one)")) -> None:
+    """Grade a folder of submitted notebooks: grades.csv (student, exercise, points, feedback), summary.md.
+
+    Each notebook runs on a fresh kernel with its student's ID (variants drawn for them) and a time budget;
+    the answers its checks logged are scored here against answers recomputed from the core.
+    """
+    grading = _grading("grade")
+    try:
+        grades = grading.grade(instructor, submissions, output, timeout=timeout, jobs=jobs, student=student,
+                               gradescope=gradescope)
+    except MlsysimError as err:
+        _fail(str(err))
+    total = sum(e["points"] for e in grades.exercises)
+    table = Table("student", "points", "notes", title=f"{len(grades.submissions)} submissions, {total:g} points")
+    for s in grades.submissions:
+        table.add_row(Text(s.student), Text(f"{s.points:g} / {s.max_points:g}"), Text("; ".join(s.notes)))
+    _out().print(table)
+    for warning in grades.warnings:
+        _err().print(Text(f"warning: {warning}", style="yellow"))
+    _out().print(Text(f"wrote {', '.join(str(p) for p in grades.files.values())}"))
+
+
+@app.command()
+def answers(instructor: Path = typer.Argument(..., help="the instructor notebook"),
+            student: List[str] = typer.Option(..., "--student", "-s", help="a student ID; repeatable"),
+            timeout: float = typer.Option(600, help="seconds the instructor notebook may run")) -> None:
+    """Each student's inputs and expected answers, recomputed by the core (for regrades and office hours)."""
+    author = _grading("author")
+    from .exercises.check import Exercise
+    from .units import fmt
+
+    try:
+        entries, _, _ = author.answer_key(instructor, timeout=timeout)
+    except MlsysimError as err:
+        _fail(str(err))
+    table = Table("student", "exercise", "inputs", "expected", title=str(instructor))
+    for who in student:
+        for entry in entries:
+            ex = Exercise.from_key(entry)
+            expected = ex._expected_for(who)
+            if ex.kind == "choice":
+                shown = f"{expected} ({ex.choices[expected]})" if ex.choices else expected
+            elif ex.kind == "function":
+                shown = ", ".join(fmt(q.to_base_units(), digits=4) for q in expected)
+            else:
+                shown = fmt(expected.to_base_units(), digits=4)
+            inputs = ex.variant.draw(who) if ex.variant is not None else {}
+            table.add_row(Text(who), Text(ex.id), Text(", ".join(f"{k}={v}" for k, v in inputs.items())),
+                          Text(shown))
+    _out().print(table)
 
 
 def _version(value: bool) -> None:

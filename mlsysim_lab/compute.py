@@ -13,7 +13,7 @@ from . import catalog
 from . import efficiency as eff
 from .errors import InputError
 from .memory import bytes_per_value, default_kv_precision
-from .results import Result, Wall, bind, choose_wall
+from .results import Result, Wall, bind, choose_wall, vmax
 from .specs import SampleWorkload
 from .units import check_number, count, to_si
 
@@ -22,7 +22,7 @@ def iron_law_time(ops, nbytes, peak, eta, bandwidth, eta_bw, overhead=0.0):
     """(total, compute, memory) seconds; works elementwise on numpy arrays."""
     t_c = ops / (peak * eta)
     t_m = nbytes / (bandwidth * eta_bw)
-    return np.maximum(t_c, t_m) + overhead, t_c, t_m
+    return vmax(t_c, t_m) + overhead, t_c, t_m
 
 
 def compute_precision(precision: str, hw) -> str:
@@ -63,7 +63,7 @@ def iron_law(hardware, *, ops, bytes, precision: str = "fp16", efficiency=None, 
 
 def _iron_law(hw, ops_f, bytes_f, precision, efficiency, bandwidth_efficiency, over, regime, where, **inputs):
     peak = hw.peak_for(precision)
-    eta, eta_bw, used = efficiencies(hw, regime, efficiency, bandwidth_efficiency, where)
+    eta, eta_bw, used = efficiencies(hw, regime, efficiency, bandwidth_efficiency, where, precision)
     t, t_c, t_m = iron_law_time(ops_f, bytes_f, peak, eta, hw._f.bandwidth, eta_bw, over)
     overhead = over + 0.0 * t_c
     wall, margin = bind(dict(compute=t_c, memory=t_m, overhead=overhead))
@@ -150,11 +150,13 @@ def operator(kind: str, hardware, *, precision: str = "fp16", flash: bool = True
                      "inference", where, kind=kind, **shape)
 
 
-def efficiencies(hw, regime, efficiency, bandwidth_efficiency, where):
-    """(eta, eta_bw, assumptions used): overrides checked to lie in (0, 1], else the documented defaults."""
+def efficiencies(hw, regime, efficiency, bandwidth_efficiency, where, precision=None):
+    """(eta, eta_bw, assumptions used): overrides checked to lie in (0, 1], else the documented defaults
+    (by family, regime and the precision the arithmetic runs in; efficiency.compute_efficiency)."""
     used = []
     if efficiency is None:
-        default = eff.compute_efficiency(hw.family, regime)
+        has_16bit = "fp16" in hw._f.peak or "bf16" in hw._f.peak
+        default = eff.compute_efficiency(hw.family, regime, precision, has_16bit)
         eta = default.value
         used.append(default)
     else:
@@ -168,6 +170,8 @@ def efficiencies(hw, regime, efficiency, bandwidth_efficiency, where):
 
 
 def check_fraction(value, name, where) -> float:
+    if type(value) is float and 0.0 < value <= 1.0:  # fast path: an efficiency passed on by a solver
+        return value
     v = check_number(value, name=name, where=where)
     if np.any(np.asarray(v) > 1):
         raise InputError(f"{where}: {name!r} is a fraction of peak and must be in (0, 1], got {value!r}")
@@ -251,7 +255,7 @@ def weight_streaming(model, hardware, *, injection, batch=1, precision: str = "f
     b = count(batch, name="batch", where=where)
     bpv = bytes_per_value(precision, where)
     peak = hw.peak_for(compute_precision(precision, hw))
-    eta, _, used = efficiencies(hw, "training", efficiency, 1.0, where)
+    eta, _, used = efficiencies(hw, "training", efficiency, 1.0, where, compute_precision(precision, hw))
     f = model._f
     per_sample = f.flops if isinstance(model, SampleWorkload) else 2.0 * f.matmul_active
     weights = f.params * bpv

@@ -149,10 +149,10 @@ def scale_up_link(hw: Hardware, fabric=None) -> tuple[float, float, tuple[Assump
     if fabric is not None:
         fab = catalog.fabric(fabric)
         return fab._f.bandwidth, fab._f.latency, ()
-    for node in catalog.default_catalog().entries("node"):
-        if node.accelerator == hw.name and node.intra_fabric:
-            fab = catalog.fabric(node.intra_fabric)
-            return fab._f.bandwidth, fab._f.latency, ()
+    node = catalog.default_catalog().node_for(hw.name)
+    if node is not None and node.intra_fabric:
+        fab = catalog.fabric(node.intra_fabric)
+        return fab._f.bandwidth, fab._f.latency, ()
     bw = hw._f.interconnect or hw._f.host_bandwidth
     if bw is None:
         raise InputError(f"{hw.name} has no interconnect or host bandwidth in the catalog; pass fabric= "

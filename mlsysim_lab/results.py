@@ -67,6 +67,13 @@ TERM_WALL = {"compute": Wall.COMPUTE, "memory": Wall.MEMORY_BANDWIDTH, "network"
              "overhead": Wall.OVERHEAD}
 
 
+def vmax(a, b):
+    """max() for floats, np.maximum when either side is an array (a sweep); floats stay fast."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.maximum(a, b)
+    return a if a >= b else b
+
+
 def choose_wall(condition, wall_if_true, wall_if_false):
     """Elementwise choice between walls (or arrays of walls) that keeps Wall members, never strings
     (``np.where`` on str-enums would turn them into plain numpy strings)."""
@@ -85,7 +92,7 @@ def bind(terms: dict[str, Any], walls: dict[str, Wall] | None = None):
     """
     wall_of = TERM_WALL if walls is None else walls
     names = list(terms)
-    if any(np.ndim(v) for v in terms.values()):
+    if any(isinstance(v, np.ndarray) and v.ndim for v in terms.values()):
         stack = np.stack(np.broadcast_arrays(*[np.asarray(terms[n], dtype=float) for n in names]))
         order = np.sort(stack, axis=0)
         walls = np.array([wall_of[n] for n in names], dtype=object)[np.argmax(stack, axis=0)]

@@ -14,7 +14,7 @@ from . import efficiency as eff
 from .compute import compute_precision, efficiencies, iron_law_time
 from .memory import bytes_per_value, capacity_verdict, check_tp, default_kv_precision, kv_cache_bytes
 from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
-from .results import Result, Wall, bind, choose_wall
+from .results import Result, Wall, bind, choose_wall, vmax
 from .specs import SampleWorkload
 from .units import count, to_si
 
@@ -27,7 +27,7 @@ def weights_read(f, tokens):
     """Matmul parameters a forward pass over ``tokens`` tokens touches: every dense weight, and for a
     mixture of experts the expected distinct experts, E x (1 - (1 - k/E)^tokens) per layer."""
     if not f.experts:
-        return f.matmul_total + 0.0 * np.asarray(tokens, dtype=float) if np.ndim(tokens) else f.matmul_total
+        return f.matmul_total + 0.0 * tokens if isinstance(tokens, np.ndarray) else f.matmul_total
     untouched = f.experts * f.expert_params * (1.0 - f.top_k / f.experts) ** tokens
     return f.matmul_total - untouched
 
@@ -68,7 +68,7 @@ class BatchInferenceResult(Result):
 
 def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, precision: str = "fp16",
           kv_precision=None, tp: int = 1, fabric=None, efficiency=None, prefill_efficiency=None,
-          bandwidth_efficiency=None, overhead=None):
+          bandwidth_efficiency=None, overhead=None, grouped_kv_reads: bool = True):
     """Serve ``batch`` requests of ``prompt_tokens`` in and ``output_tokens`` out on ``tp`` devices.
 
     Parameters
@@ -81,8 +81,14 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     precision : weight precision ('fp16', 'bf16', 'fp8', 'int8', 'int4'); int4 computes in fp16
     kv_precision : KV-cache precision (default: fp16 for int8/int4 weights, else the weights')
     tp : tensor-parallel degree (must divide the attention heads); devices joined by ``fabric``
-    efficiency, prefill_efficiency, bandwidth_efficiency : overrides of the efficiency.py defaults
-    overhead : Quantity[time]  software overhead per forward pass (default 20 us per layer)
+    efficiency, prefill_efficiency, bandwidth_efficiency : overrides of the efficiency.py defaults (an
+        explicit bandwidth_efficiency applies to every read, short KV reads included)
+    overhead : Quantity[time]  software overhead per forward pass (default: efficiency.LAYER_OVERHEAD per
+        layer and efficiency.COLLECTIVE_LATENCY per tensor-parallel all-reduce, plus
+        efficiency.REQUEST_OVERHEAD once per prefill); an explicit value replaces them all
+    grouped_kv_reads : the decode attention kernel reads each KV head once for its whole group of query
+        heads (FlashDecoding, TensorRT-LLM's XQA); False models kernels that read it once per query head
+        (TensorRT-LLM's masked MHA before v0.7), which multiplies KV traffic by heads / kv_heads under GQA
 
     Returns
     -------
@@ -100,41 +106,57 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     prompt = count(prompt_tokens, name="prompt_tokens", where=where, kind="tokens")
     out = count(output_tokens, name="output_tokens", where=where, kind="tokens")
     kv_bpv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
-    eta_d, eta_bw, used = efficiencies(hw, "decode", efficiency, bandwidth_efficiency, where)
-    eta_p, _, used_p = efficiencies(hw, "prefill", prefill_efficiency, eta_bw, where)
+    cp = compute_precision(precision, hw)
+    eta_d, eta_bw, used = efficiencies(hw, "decode", efficiency, bandwidth_efficiency, where, cp)
+    eta_p, _, used_p = efficiencies(hw, "prefill", prefill_efficiency, eta_bw, where, cp)
     used = used + used_p
     f = model._f
     if overhead is None:
         step_overhead = f.layers * eff.LAYER_OVERHEAD.value
-        used += (eff.LAYER_OVERHEAD,)
+        request_overhead = eff.REQUEST_OVERHEAD.value
+        used += (eff.LAYER_OVERHEAD, eff.REQUEST_OVERHEAD)
     else:
         step_overhead = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+        request_overhead = 0.0
     kv_split = min(tp, model.kv_heads)  # KV heads are split across the group; beyond that, replicated
 
     link_bw, link_lat = float("inf"), 0.0
     if tp > 1:
         link_bw, link_lat, extra = scale_up_link(hw, fabric)
-        used += extra
+        used += extra + (eff.NETWORK_BANDWIDTH, eff.COLLECTIVE_LATENCY)
 
     def tp_time(tokens):
         msg = tokens * f.d_model * ACTIVATION_BYTES
-        return TP_ALLREDUCES_PER_LAYER * f.layers * allreduce_time(msg, tp, link_bw, link_lat) if tp > 1 \
-            else 0.0 * tokens
+        one = allreduce_time(msg, tp, link_bw * eff.NETWORK_BANDWIDTH.value, link_lat)
+        return TP_ALLREDUCES_PER_LAYER * f.layers * one if tp > 1 else 0.0 * tokens
+
+    # Each all-reduce call also costs efficiency.COLLECTIVE_LATENCY of software: counted as overhead.
+    step_overhead = step_overhead + (TP_ALLREDUCES_PER_LAYER * f.layers * eff.COLLECTIVE_LATENCY.value
+                                     if tp > 1 and overhead is None else 0.0)
 
     # Prefill: the whole prompt in one pass.
     p_flops, p_bytes = prefill_cost(f, b, prompt, bpv, kv_bpv)
     ttft, _, _ = iron_law_time(p_flops / tp, _per_device_bytes(f, b * prompt, bpv, p_bytes, tp, kv_split),
-                               peak, eta_p, hw._f.bandwidth, eta_bw, step_overhead + tp_time(b * prompt))
-    # Decode: one step per output token, at the average context of the generation.
+                               peak, eta_p, hw._f.bandwidth, eta_bw,
+                               step_overhead + request_overhead + tp_time(b * prompt))
+    # Decode: one step per output token, at the average context of the generation. Weights stream in
+    # large reads; each sequence's KV cache is read per head in short ones (efficiency.kv_transfer_factor).
     ctx = prompt + out / 2.0
     d_flops, d_bytes = decode_step_cost(f, b, ctx, bpv, kv_bpv)
     kv_read = kv_cache_bytes(b * ctx, f.layers, f.kv_dim, kv_bpv)
-    d_bytes_dev = (d_bytes - kv_read) / tp + kv_read / kv_split
+    kv_seq_dev = kv_cache_bytes(ctx, f.layers, f.kv_dim, kv_bpv) * (
+        1.0 / kv_split if grouped_kv_reads else model.heads / (model.kv_heads * tp))
+    kv_dev = b * kv_seq_dev
+    d_bytes_dev = (d_bytes - kv_read) / tp + kv_dev
+    kv_eta = eta_bw
+    if bandwidth_efficiency is None:
+        kv_eta = eta_bw * eff.kv_transfer_factor(ctx * f.kv_dim / model.kv_heads * kv_bpv)
+        used += (eff.KV_TRANSFER,)
     t_c = d_flops / tp / (peak * eta_d)
-    t_m = d_bytes_dev / (hw._f.bandwidth * eta_bw)
+    t_m = (d_bytes - kv_read) / tp / (hw._f.bandwidth * eta_bw) + kv_dev / (hw._f.bandwidth * kv_eta)
     t_net = tp_time(b)
     terms = dict(compute=t_c, memory=t_m, network=t_net, overhead=step_overhead + 0.0 * t_c)
-    itl = np.maximum(t_c, t_m) + t_net + step_overhead
+    itl = vmax(t_c, t_m) + t_net + step_overhead
     latency = ttft + (out - 1.0) * itl
 
     # Capacity: weights split over tp, KV of every sequence at its final length split over KV heads.
@@ -143,17 +165,17 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     need = weights_dev + b * kv_seq
     cap = hw._f.capacity
     fits = need <= cap
-    max_batch = np.maximum(np.floor((cap - weights_dev) / kv_seq), 0.0)
+    max_batch = vmax(np.floor((cap - weights_dev) / kv_seq), 0.0)
     # Batch where decode turns compute-bound: B x a = W + B x k  =>  B* = W / (a - k).
     a = (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * ctx) / tp / (peak * eta_d)
-    k = kv_cache_bytes(ctx, f.layers, f.kv_dim, kv_bpv) / kv_split / (hw._f.bandwidth * eta_bw)
+    k = kv_seq_dev / (hw._f.bandwidth * kv_eta)
     w = f.matmul_total * bpv / tp / (hw._f.bandwidth * eta_bw)
     crossover = np.ceil(w / (a - k)) if a > k else float("inf")
 
     wall, margin = bind(terms)
-    if np.ndim(fits) == 0 and not fits:
+    if not isinstance(fits, np.ndarray) and not fits:
         wall, margin = Wall.MEMORY_CAPACITY, need / cap
-    elif np.ndim(fits):
+    elif isinstance(fits, np.ndarray):
         wall = choose_wall(fits, wall, Wall.MEMORY_CAPACITY)
         margin = np.where(fits, margin, need / cap)
     mbu = d_bytes_dev / itl / hw._f.bandwidth
@@ -164,8 +186,9 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
              decode_intensity=d_flops / d_bytes, ridge=peak / hw._f.bandwidth, mbu=mbu, mfu=mfu),
         terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=lambda: capacity_verdict(need, cap),
         assumptions=used,
-        formula=("ITL = max(FLOPs/(peak x eta), bytes/(bandwidth x eta_bw)) + TP all-reduce + overhead; "
-                 "decode FLOPs = B(2N + 4 L d_attn ctx), bytes = weights + B ctx L kv_dim b_kv"),
+        formula=("ITL = max(FLOPs/(peak x eta), weights/(bandwidth x eta_bw) + KV/(bandwidth x eta_bw x "
+                 "x/(x + x_half))) + TP all-reduce + overhead; decode FLOPs = B(2N + 4 L d_attn ctx), "
+                 "KV = B ctx L kv_dim b_kv; TTFT adds the per-request overhead"),
         inputs=dict(model=model, hardware=hw, batch=b, prompt_tokens=prompt, output_tokens=out,
                     precision=precision, tp=tp))
 
@@ -178,7 +201,8 @@ def _per_device_bytes(f, tokens, bpv, total_bytes, tp, kv_split):
 
 def _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_efficiency, overhead):
     where = "serve()"
-    eta, eta_bw, used = efficiencies(hw, "inference", efficiency, bandwidth_efficiency, where)
+    eta, eta_bw, used = efficiencies(hw, "inference", efficiency, bandwidth_efficiency, where,
+                                     compute_precision(precision, hw))
     f = model._f
     if overhead is None:
         over = f.layers * eff.LAYER_OVERHEAD.value

@@ -68,7 +68,7 @@ def cluster(accelerator, *, gpus=None, nodes=None, per_node=None, fabric=None, n
         hw = catalog.hardware(node_spec.accelerator)
     else:
         hw = catalog.hardware(accelerator)
-        node_spec = next((n for n in catalog.default_catalog().entries("node") if n.accelerator == hw.name), None)
+        node_spec = catalog.default_catalog().node_for(hw.name)
     if per_node is None:
         per_node = node_spec.accelerators if node_spec else 1
     per_node = int(count(per_node, name="per_node", where=where))
@@ -156,7 +156,7 @@ def _layout(c: Cluster, model, tp, pp, dp, ep, where):
 
 
 def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute, overlap, sp, peak, eta,
-          eta_bw, bpv):
+          eta_bw, bpv, interleave=1):
     """Float kernel: the step time terms and memory per device of one layout (arrays welcome in gbt/mb)."""
     layers, d = f.layers, f.d_model
     # Layers of the slowest pipeline stage: an uneven split (126 layers on 16 stages) leaves some stages
@@ -175,20 +175,30 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
     act = act_layer * stage * np.minimum(m, pp)  # 1F1B: the first stage holds pp micro-batches
     t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * stage) / (c.accelerator._f.bandwidth * eta_bw)
 
+    # Collectives reach efficiency.NETWORK_BANDWIDTH of each link; each call also costs
+    # efficiency.COLLECTIVE_LATENCY of software (launch and synchronisation), counted as overhead.
     bw_in, lat_in = intra_link(c)
     bw_out, lat_out = inter_link(c)
+    bw_in, bw_out = bw_in * eff.NETWORK_BANDWIDTH.value, bw_out * eff.NETWORK_BANDWIDTH.value
+    call = eff.COLLECTIVE_LATENCY.value
     _, steps_factor = topology_factors(c.topology, c.gpus, c.per_node)
     act_msg = mb * seq * d * ACTIVATION_BYTES
     n_tp_collectives = 4.0 + (2.0 if recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
     tp_bw, tp_lat = (bw_in, lat_in) if tp <= c.per_node else (bw_out, lat_out)
     t_tp = n_tp_collectives * stage * allreduce_time(act_msg, tp, tp_bw, tp_lat) if tp > 1 else 0.0
+    calls = n_tp_collectives * stage if tp > 1 else 0.0
     pp_bw, pp_lat = (bw_out, lat_out) if tp * pp > c.per_node else (bw_in, lat_in)
-    t_pp = 2.0 * (act_msg / tp / pp_bw + pp_lat) if pp > 1 else 0.0
+    # Each micro-batch crosses every stage boundary forward and backward; interleaving v model chunks per
+    # rank multiplies those sends by v (Narayanan et al., SC21, sec. 2.2.2).
+    t_pp = 2.0 * interleave * (act_msg / tp / pp_bw + pp_lat) if pp > 1 else 0.0
+    calls += 2.0 * interleave if pp > 1 else 0.0
     t_ep = 0.0
     if ep > 1:
         moe_layers = stage
         ep_bw, ep_lat = (bw_out, lat_out) if tp * ep > c.per_node else (bw_in, lat_in)
         t_ep = 4.0 * moe_layers * all_to_all_time(act_msg * f.top_k / tp, ep, ep_bw, ep_lat)
+        calls += 4.0 * moe_layers
+    calls += 3.0 * stage if zero == 3 and dp > 1 else 0.0  # ZeRO-3: gather fwd, gather bwd, reduce-scatter per layer
     slot = np.maximum(t_c, t_mem) + t_tp + t_pp + t_ep
 
     # Data-parallel gradient traffic: hierarchical when part of the dp group shares a node.
@@ -211,11 +221,15 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
     else:
         hidden = np.minimum(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
         exposed_dp = t_dp - hidden
-    overhead = (m + pp - 1.0) * 3.0 * stage * eff.LAYER_OVERHEAD.value
-    step = (m + pp - 1.0) * slot + exposed_dp + overhead
+    # The pipeline fills and drains over (pp - 1) / v slots with v interleaved chunks per rank (SC21 eq. 2).
+    bubble_slots = (pp - 1.0) / interleave
+    call_time = calls * call
+    overhead = ((m + bubble_slots) * 3.0 * stage * eff.LAYER_OVERHEAD.value + m * call_time
+                + (call if dp > 1 and zero != 3 else 0.0))
+    step = (m + bubble_slots) * (slot + call_time) + exposed_dp + overhead - m * call_time
     terms = dict(compute=m * t_c, memory=m * t_mem, network=m * (t_tp + t_pp + t_ep) + exposed_dp
                  + (m * (slot - np.maximum(t_c, t_mem) - t_tp - t_pp - t_ep)),
-                 bubble=(pp - 1.0) * slot, overhead=overhead)
+                 bubble=bubble_slots * (slot + call_time), overhead=overhead)
     need = w + g + o + act
     return step, terms, need, m
 
@@ -227,7 +241,7 @@ _WALLS = {"compute": Wall.COMPUTE, "memory": Wall.MEMORY_BANDWIDTH, "network": W
 def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision: str = "bf16",
           tp: int = 1, pp: int = 1, dp=None, ep: int = 1, micro_batch=1, zero: int = 0,
           recompute: str = "none", overlap: bool = True, sequence_parallel: bool = True, efficiency=None,
-          bandwidth_efficiency=None) -> TrainResult:
+          bandwidth_efficiency=None, interleave: int = 1) -> TrainResult:
     """Train ``model`` on ``tokens`` tokens over ``system`` with a (tp, pp, dp, ep) layout.
 
     Parameters
@@ -246,6 +260,9 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
     overlap : hide the gradient all-reduce behind the last micro-batch's backward (ZeRO-3: each
         micro-batch's gathers behind its compute)
     sequence_parallel : shard layer-norm/dropout activations over tp (Korthikanti et al. 2022)
+    interleave : model chunks per pipeline rank (Megatron's interleaved 1F1B schedule): the bubble shrinks
+        to (pp - 1) / interleave slots and pipeline sends grow interleave-fold (Narayanan et al., SC21,
+        sec. 2.2.2); at most the layers of one stage
 
     Returns
     -------
@@ -268,16 +285,21 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
     _check_choice(zero, (0, 1, 2, 3), "zero", where)
     _check_choice(recompute, ("none", "selective", "full"), "recompute", where)
     _check_choice(precision, ("bf16", "fp16", "fp32", "tf32"), "precision", where)
+    v = int(count(interleave, name="interleave", where=where))
+    if v > 1 and (pp == 1 or v > math.ceil(model.layers / pp)):
+        raise InputError(f"{where}: interleave={v} needs pp > 1 and at most one layer per chunk "
+                         f"({math.ceil(model.layers / pp)} layers per stage at pp={pp})")
     if gbt < dp * seq * mb:
         raise InputError(f"{where}: global_batch_tokens={gbt:.3g} is smaller than one micro-batch of "
                          f"{mb:g} x {seq:g} tokens on each of {dp} data-parallel ranks ({dp * seq * mb:.3g} tokens)")
     peak = hw.peak_for(precision)
-    eta, eta_bw, used = efficiencies(hw, "training", efficiency, bandwidth_efficiency, where)
+    eta, eta_bw, used = efficiencies(hw, "training", efficiency, bandwidth_efficiency, where, precision)
     bpv = bytes_per_value(precision, where)
     step, terms, need, m = _step(f, model, c, tp=tp, pp=pp, dp=dp, ep=ep, gbt=gbt, seq=seq, mb=mb, zero=zero,
                                  recompute=recompute, overlap=overlap, sp=sequence_parallel, peak=peak,
-                                 eta=eta, eta_bw=eta_bw, bpv=bpv)
+                                 eta=eta, eta_bw=eta_bw, bpv=bpv, interleave=v)
     used += ((eff.OVERLAP,) if overlap and n > 1 else ()) + (eff.LAYER_OVERHEAD,)
+    used += (eff.NETWORK_BANDWIDTH, eff.COLLECTIVE_LATENCY) if n > 1 else ()
     cap = hw._f.capacity
     fits = need <= cap
     wall, margin = bind(terms, _WALLS)
@@ -292,15 +314,16 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
              mfu=gbt * per_token / n / step / peak, hfu=gbt * hw_per_token / n / step / peak,
              flops_per_token=per_token, total_flops=total * per_token, tokens_per_second=gbt / step,
              memory_per_device=need, memory_capacity=cap, steps=steps, gpus=float(n),
-             micro_batches=m, bubble_fraction=(pp - 1.0) / (m + pp - 1.0)),
+             micro_batches=m, bubble_fraction=(pp - 1.0) / v / (m + (pp - 1.0) / v)),
         terms=terms, bottleneck=wall, margin=margin, fits=fits,
         verdict=lambda: capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
         assumptions=used,
-        formula=("step = (m + pp - 1) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
-                 "all-reduce + overhead; bubble = (pp-1)/(m+pp-1); MFU = 6N+attn model FLOPs/(step x GPUs x peak)"),
+        formula=("step = (m + (pp - 1)/v) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
+                 "all-reduce + overhead; bubble = ((pp-1)/v)/(m+(pp-1)/v); "
+                 "MFU = 6N+attn model FLOPs/(step x GPUs x peak)"),
         inputs=dict(model=model, system=c, tokens=total, global_batch_tokens=gbt, seq_len=seq,
                     precision=precision, tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero=zero,
-                    recompute=recompute, overlap=overlap))
+                    recompute=recompute, overlap=overlap, interleave=v))
 
 
 def _advice(zero: int, recompute: str, tp: int, pp: int) -> str:

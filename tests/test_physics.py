@@ -59,7 +59,7 @@ def test_a100_to_h100_is_3_2x_peak_but_1_6x_on_llm_decode():
     assert float(peak_ratio) == pytest.approx(3.17, abs=0.05)
     fabric = dict(fabric="NVLink 4")
     decode = ml.serve(LLAMA7, A100, batch=1).itl / ml.serve(LLAMA7, H100, batch=1).itl
-    assert 1.55 < float(decode) < 1.75
+    assert 1.4 < float(decode) < 1.75  # bandwidth ratio 1.64, diluted by the fixed per-layer overhead (issue 5)
     big = ml.serve(LLAMA70, A100, tp=2, fabric="NVLink 3").itl / ml.serve(LLAMA70, H100, tp=2, **fabric).itl
     assert 1.5 < float(big) < 1.75
 

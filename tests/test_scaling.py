@@ -168,7 +168,8 @@ def test_int4_weights_and_decode_bytes_by_hand():
     fp16, int4 = ml.serve(LLAMA7, H100, precision="fp16"), ml.serve(LLAMA7, H100, precision="int4")
     assert r.speedup.magnitude == pytest.approx(float(fp16.itl / int4.itl))
     assert 1 < r.speedup.magnitude < r.memory_saving.magnitude  # the KV cache and overhead do not shrink
-    assert r.bottleneck is Wall.MEMORY_BANDWIDTH and r.bits.magnitude == 4
+    # 3.4 GB of int4 weights take about as long as the fitted per-layer overheads (issue 5): either wall may bind.
+    assert r.bottleneck in (Wall.MEMORY_BANDWIDTH, Wall.OVERHEAD) and r.bits.magnitude == 4
 
 
 def test_quantization_limits_and_monotonicity():
