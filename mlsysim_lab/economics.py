@@ -105,6 +105,19 @@ class TcoResult(Result):
 _COST_WALLS = {"hardware": Wall.COST, "electricity": Wall.COST, "maintenance": Wall.COST}
 
 
+def _ownership(system, years, utilization, grid, gpus, price, power, electricity_price, pue, maintenance, where):
+    """What owning a system costs per second, shared by tco() and rent_or_buy(): the checked horizon and
+    utilisation, the fleet, the site, capex (with what it includes) and the power and maintenance rates."""
+    span = years_of(years, name="years", where=where)
+    u = check_utilization(utilization, where)
+    f = fleet_of(system, gpus=gpus, power=power, where=where)
+    s = site(grid, pue=pue, electricity_price=electricity_price, where=where, need_price=True)
+    capex, capex_note = _capex(f, price, where)
+    m, m_used = _maintenance(maintenance, where)
+    power_rate, maint_rate = ownership_rates(capex, f.gpus, f.power, u, s.pue, s.price, m, IDLE_FRACTION.value)
+    return span, u, f, s, capex, capex_note, m, m_used, power_rate, maint_rate
+
+
 def tco(system, *, years=HORIZON_YEARS, utilization=1.0, grid=None, gpus=None, price=None, power=None,
         electricity_price=None, pue=None, maintenance=None, budget=None) -> TcoResult:
     """Total cost of owning ``system`` for ``years``: capex, electricity, maintenance, cost per GPU-hour.
@@ -132,13 +145,8 @@ def tco(system, *, years=HORIZON_YEARS, utilization=1.0, grid=None, gpus=None, p
     electricity / maintenance (USD over the horizon); bottleneck: cost
     """
     where = "tco()"
-    span = years_of(years, name="years", where=where)
-    u = check_utilization(utilization, where)
-    f = fleet_of(system, gpus=gpus, power=power, where=where)
-    s = site(grid, pue=pue, electricity_price=electricity_price, where=where, need_price=True)
-    capex, capex_note = _capex(f, price, where)
-    m, m_used = _maintenance(maintenance, where)
-    power_rate, maint_rate = ownership_rates(capex, f.gpus, f.power, u, s.pue, s.price, m, IDLE_FRACTION.value)
+    span, u, f, s, capex, capex_note, m, m_used, power_rate, maint_rate = _ownership(
+        system, years, utilization, grid, gpus, price, power, electricity_price, pue, maintenance, where)
     terms = dict(hardware=capex + 0.0 * span, electricity=power_rate * span, maintenance=maint_rate * span)
     total = terms["hardware"] + terms["electricity"] + terms["maintenance"]
     gpu_hours = f.gpus * span / 3600.0
@@ -217,13 +225,8 @@ def rent_or_buy(system, *, rental, years=HORIZON_YEARS, utilization=1.0, grid=No
     """
     where = "rent_or_buy()"
     r = to_si(rental, "price_rate", name="rental", where=where)
-    span = years_of(years, name="years", where=where)
-    u = check_utilization(utilization, where)
-    f = fleet_of(system, gpus=gpus, power=power, where=where)
-    s = site(grid, pue=pue, electricity_price=electricity_price, where=where, need_price=True)
-    capex, capex_note = _capex(f, price, where)
-    m, m_used = _maintenance(maintenance, where)
-    power_rate, maint_rate = ownership_rates(capex, f.gpus, f.power, u, s.pue, s.price, m, IDLE_FRACTION.value)
+    span, u, f, s, capex, capex_note, m, m_used, power_rate, maint_rate = _ownership(
+        system, years, utilization, grid, gpus, price, power, electricity_price, pue, maintenance, where)
     running = power_rate + maint_rate
     rent_rate = r * f.gpus * u
     t_even = breakeven_time(capex, rent_rate, running)

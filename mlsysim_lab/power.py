@@ -71,6 +71,16 @@ class ThrottleResult(Result):
               "average_fraction": "", "sustained_fraction": "", "peak_rate": "1/s", "rate": "1/s"}
 
 
+def _power(hw, power, where: str, example: str) -> float:
+    """Watts: the given ``power``, else the device's catalog TDP, else a clear error saying what to pass."""
+    if power is not None:
+        return to_si(power, "power", name="power", where=where)
+    if hw is None or hw._f.tdp is None:
+        name = f"{hw.name} has no TDP in the catalog" if hw is not None else "no hardware given"
+        raise InputError(f"{where}: {name}; pass power= (e.g. '{example}')")
+    return hw._f.tdp
+
+
 def throttle(hardware=None, *, envelope=None, power=None, time=None, latency=None, time_constant=None,
              exponent=None) -> ThrottleResult:
     """Does ``power`` fit the ``envelope`` a device can shed, and if not, how fast and how far it throttles.
@@ -99,13 +109,7 @@ def throttle(hardware=None, *, envelope=None, power=None, time=None, latency=Non
     where = "throttle()"
     hw = catalog.hardware(hardware) if hardware is not None else None
     used = []
-    if power is None:
-        if hw is None or hw._f.tdp is None:
-            name = f"{hw.name} has no TDP in the catalog" if hw is not None else "no hardware given"
-            raise InputError(f"{where}: {name}; pass power= (e.g. '12 W')")
-        p = hw._f.tdp
-    else:
-        p = to_si(power, "power", name="power", where=where)
+    p = _power(hw, power, where, "12 W")
     if envelope is None and hw is not None and hw.tier in ENVELOPE:
         envelope = hw.tier
     if envelope is None:
@@ -175,14 +179,8 @@ def energy(hardware=None, *, latency, power=None) -> EnergyResult:
     power : Quantity[power]  power drawn while busy
     """
     where = "energy()"
-    if power is None:
-        hw = catalog.hardware(hardware) if hardware is not None else None
-        if hw is None or hw._f.tdp is None:
-            name = f"{hw.name} has no TDP in the catalog" if hw is not None else "no hardware given"
-            raise InputError(f"{where}: {name}; pass power= (e.g. '100 mW')")
-        p = hw._f.tdp
-    else:
-        p = to_si(power, "power", name="power", where=where)
+    p = _power(catalog.hardware(hardware) if hardware is not None and power is None else None, power, where,
+               "100 mW")
     t = to_si(latency, "time", name="latency", where=where)
     e = p * t
     return EnergyResult(
