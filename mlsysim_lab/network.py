@@ -17,7 +17,7 @@ from . import catalog
 from .efficiency import Assumption
 from .errors import InputError
 from .results import Result, Wall
-from .specs import Cluster, Fabric, Hardware
+from .specs import Cluster, Hardware
 from .units import to_si
 
 ACTIVATION_BYTES = 2.0  # activations and their gradients travel in 16-bit
@@ -178,23 +178,3 @@ def inter_link(c: Cluster) -> tuple[float, float]:
     taper, _ = topology_factors(c.topology, c.gpus, c.per_node)
     per_gpu = c.inter_fabric._f.bandwidth * c.nics_per_node / c.per_node / c.oversubscription * taper
     return per_gpu, c.inter_fabric._f.latency
-
-
-def cluster_link(c: Cluster) -> tuple[float, float]:
-    """(bandwidth per GPU per direction, latency per step) of a ring spanning the whole cluster.
-
-    Inside one node the ring runs on the scale-up fabric; across nodes every GPU's share of the node's
-    NICs (divided by the oversubscription ratio) is the narrowest hop, so it sets the ring's pace.
-    """
-    intra: Fabric | None = c.intra_fabric
-    if c.nodes == 1:
-        if c.per_node == 1:
-            return float("inf"), 0.0
-        if intra is None:
-            bw, lat, _ = scale_up_link(c.accelerator)
-            return bw, lat
-        return intra._f.bandwidth, intra._f.latency
-    inter = c.inter_fabric
-    per_gpu = inter._f.bandwidth * c.nics_per_node / c.per_node / c.oversubscription
-    bw = min(per_gpu, intra._f.bandwidth) if intra is not None else per_gpu
-    return bw, inter._f.latency
