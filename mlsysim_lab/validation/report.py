@@ -171,7 +171,7 @@ def markdown(rows: list[Row]) -> str:
         f"as input, so they check the energy and carbon arithmetic only (max |error| "
         f"{s['accounting']['max']:.2%}); they are not in the statistics above.",
         "",
-        "Run one case with its Iron-Law terms: `python -m mlsysim_lab.validation 38` (a number from the table "
+        "Run one case with its Iron-Law terms: `python -m mlsysim_lab.validation 46` (a number from the table "
         "or part of a name); the whole table: `python -m mlsysim_lab.validation --table`.",
         "",
         "## Which FLOPs, which peak",
