@@ -16,6 +16,7 @@ from typing import Annotated, Any, Iterator, Literal, Union
 import yaml
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 
+from . import memo
 from .errors import CatalogError, UnknownNameError, _fold
 from .specs import Fabric, Grid, Hardware, Measurement, Node, SampleWorkload, Scenario, Spec, Transformer
 
@@ -37,6 +38,7 @@ class Catalog:
 
     def __init__(self) -> None:
         self._node_of: dict[str, Node | None] = {}
+        self._hits: dict[tuple[str, str], Spec] = {}  # (kind, name as typed) -> entry: lookups in a loop
         self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
         self._index: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         self._origin: dict[tuple[str, str], str] = {}
@@ -60,9 +62,13 @@ class Catalog:
         else:
             raise CatalogError(f"{path}: no such catalog file or folder")
         self._node_of.clear()
+        self._hits.clear()
+        memo.forget()
         for file in files:
             for kind, spec in read_file(file):
                 self._insert(kind, spec, str(file), override)
+        self._hits.clear()
+        memo.forget()
         self._check_references()
         return self
 
@@ -113,12 +119,17 @@ class Catalog:
     # ------------------------------------------------------------------------------------ lookup
     def get(self, kind: str, name: str) -> Spec:
         """The entry called ``name`` (or an alias); an unknown name lists the closest matches."""
+        try:
+            return self._hits[kind, name]
+        except (KeyError, TypeError):  # first lookup of this spelling, or an unhashable name
+            pass
         if kind not in KINDS:
             raise UnknownNameError("catalog kind", kind, list(KINDS))
         if not isinstance(name, str):
             raise CatalogError(f"a {kind} name must be a string, got {name!r}")
         try:
-            return self._specs[kind][self._index[kind][_fold(name)]]
+            spec = self._hits[kind, name] = self._specs[kind][self._index[kind][_fold(name)]]
+            return spec
         except KeyError:
             known = list(self._specs[kind]) + [a for s in self._specs[kind].values() for a in s.aliases]
             raise UnknownNameError(kind, name, known) from None

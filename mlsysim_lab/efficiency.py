@@ -27,6 +27,8 @@ import statistics
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from . import memo
+
 
 @dataclass(frozen=True)
 class Assumption:
@@ -185,6 +187,7 @@ def _build() -> None:
     """Rebuild the module's Assumption objects from ``FITTED`` (the solvers read them at call time)."""
     global COMPUTE, EIGHT_BIT_ATTAINMENT, KV_TRANSFER, LAYER_OVERHEAD, REQUEST_OVERHEAD
     COMPUTE, EIGHT_BIT_ATTAINMENT, KV_TRANSFER, LAYER_OVERHEAD, REQUEST_OVERHEAD = _defaults()
+    memo.forget()  # remembered solver set-ups hold the old values
 
 
 COMPUTE, EIGHT_BIT_ATTAINMENT, KV_TRANSFER, LAYER_OVERHEAD, REQUEST_OVERHEAD = _defaults()

@@ -30,7 +30,12 @@ DEFAULT_LINK_LATENCY = Assumption(
 
 
 def _scalars(*xs) -> bool:
-    return all(isinstance(x, (int, float)) for x in xs)
+    """True when no argument is an array (plain-float arithmetic then beats numpy's by ~1 us per op)."""
+    for x in xs:
+        t = type(x)
+        if t is not float and t is not int and not isinstance(x, (int, float)):
+            return False
+    return True
 
 
 def ring_allreduce_time(message_bytes, n, bandwidth, latency):
@@ -56,8 +61,11 @@ def tree_allreduce_time(message_bytes, n, bandwidth, latency):
 def allreduce_time(message_bytes, n, bandwidth, latency):
     """All-reduce with the faster of ring (large messages) and tree (small messages), as NCCL picks."""
     if _scalars(message_bytes, n, bandwidth, latency):
-        return min(ring_allreduce_time(message_bytes, n, bandwidth, latency),
-                   tree_allreduce_time(message_bytes, n, bandwidth, latency))
+        if n <= 1:
+            return 0.0
+        ring = 2.0 * (n - 1.0) / n * message_bytes / bandwidth + 2.0 * (n - 1.0) * latency
+        tree = 2.0 * math.ceil(math.log2(n)) * latency + 2.0 * message_bytes / bandwidth
+        return ring if ring < tree else tree
     return np.minimum(ring_allreduce_time(message_bytes, n, bandwidth, latency),
                       tree_allreduce_time(message_bytes, n, bandwidth, latency))
 
@@ -85,7 +93,7 @@ def hierarchical_allreduce_time(message_bytes, n_inner, n_outer, inner_bw, inner
     """Two-level all-reduce (NCCL's tree/ring across nodes): reduce-scatter inside each node, all-reduce
     of the 1/n_inner shard across nodes, all-gather inside the node."""
     inner = 2.0 * all_gather_time(message_bytes, n_inner, inner_bw, inner_lat)
-    outer_msg = message_bytes / np.asarray(n_inner, dtype=float)
+    outer_msg = message_bytes / (n_inner if _scalars(n_inner) else np.asarray(n_inner, dtype=float))
     return inner + allreduce_time(outer_msg, n_outer, outer_bw, outer_lat)
 
 
@@ -102,10 +110,10 @@ def topology_factors(topology: str, gpus, per_node):
     bandwidth to 1/2; torus: a 3-D torus runs one ring per dimension, so a ring all-reduce takes
     3 (n^(1/3) - 1) latency steps instead of n - 1; nvlink-domain: one switch hop, no taper.
     """
-    n = np.asarray(gpus, dtype=float)
     if topology == "dragonfly":
         return DRAGONFLY_GLOBAL_TAPER, 1.0
     if topology == "torus":
+        n = np.asarray(gpus, dtype=float)
         return 1.0, np.where(n > 1, 3.0 * (np.cbrt(n) - 1.0) / np.maximum(n - 1.0, 1.0), 1.0)
     return 1.0, 1.0
 

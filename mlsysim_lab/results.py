@@ -9,6 +9,7 @@ Iron Law (compute, memory, communication, overhead) that an instrument draws as 
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from typing import Any
 
@@ -74,6 +75,18 @@ def vmax(a, b):
     return a if a >= b else b
 
 
+def vmin(a, b):
+    """min() for floats, np.minimum when either side is an array."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.minimum(a, b)
+    return a if a <= b else b
+
+
+def vfloor(x):
+    """floor() as a float for scalars (numpy's scalar ufuncs cost ~1 us), np.floor for arrays."""
+    return np.floor(x) if isinstance(x, np.ndarray) else float(math.floor(x))
+
+
 def choose_wall(condition, wall_if_true, wall_if_false):
     """Elementwise choice between walls (or arrays of walls) that keeps Wall members, never strings
     (``np.where`` on str-enums would turn them into plain numpy strings)."""
@@ -91,18 +104,23 @@ def bind(terms: dict[str, Any], walls: dict[str, Wall] | None = None):
     overhead). Works on scalars and, elementwise, on numpy arrays of equal shape (a sweep).
     """
     wall_of = TERM_WALL if walls is None else walls
-    names = list(terms)
-    if any(isinstance(v, np.ndarray) and v.ndim for v in terms.values()):
-        stack = np.stack(np.broadcast_arrays(*[np.asarray(terms[n], dtype=float) for n in names]))
-        order = np.sort(stack, axis=0)
-        walls = np.array([wall_of[n] for n in names], dtype=object)[np.argmax(stack, axis=0)]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            margin = order[-1] / order[-2] if len(names) > 1 else np.full(order[-1].shape, np.inf)
-        return walls, margin
-    ranked = sorted(names, key=lambda n: terms[n], reverse=True)
-    top = terms[ranked[0]]
-    second = terms[ranked[1]] if len(ranked) > 1 else 0.0
-    return wall_of[ranked[0]], (top / second if second > 0 else float("inf"))
+    top_name, top, second = None, -math.inf, -math.inf
+    for name, v in terms.items():  # one pass on scalars; ties go to the earlier term
+        if isinstance(v, np.ndarray) and v.ndim:
+            break
+        if v > top:
+            top_name, top, second = name, v, top
+        elif v > second:
+            second = v
+    else:
+        return wall_of[top_name], (top / second if second > 0 else math.inf)
+    names = list(terms)  # a sweep: elementwise over arrays
+    stack = np.stack(np.broadcast_arrays(*[np.asarray(terms[n], dtype=float) for n in names]))
+    order = np.sort(stack, axis=0)
+    walls = np.array([wall_of[n] for n in names], dtype=object)[np.argmax(stack, axis=0)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = order[-1] / order[-2] if len(names) > 1 else np.full(order[-1].shape, np.inf)
+    return walls, margin
 
 
 class Result:
@@ -119,13 +137,17 @@ class Result:
                  formula: str = "", inputs: dict[str, Any] | None = None, extras: dict[str, Any] | None = None):
         """``extras`` holds named payloads beyond the scalar fields (tables of rows, a base value), read as
         attributes (``result.feasible``) and carried through pickling and ``to_dict()``."""
-        object.__setattr__(self, "_v", values)
-        object.__setattr__(self, "_terms", terms)
-        object.__setattr__(self, "_extras", extras or {})
-        for name, value in (("bottleneck", bottleneck), ("margin", margin), ("fits", fits),
-                            ("_verdict", verdict), ("assumptions", tuple(assumptions)),
-                            ("formula", formula), ("inputs", inputs or {})):
-            object.__setattr__(self, name, value)
+        set_ = object.__setattr__  # the class refuses plain assignment (results are frozen)
+        set_(self, "_v", values)
+        set_(self, "_terms", terms)
+        set_(self, "_extras", extras or {})
+        set_(self, "bottleneck", bottleneck)
+        set_(self, "margin", margin)
+        set_(self, "fits", fits)
+        set_(self, "_verdict", verdict)
+        set_(self, "assumptions", assumptions if type(assumptions) is tuple else tuple(assumptions))
+        set_(self, "formula", formula)
+        set_(self, "inputs", inputs or {})
 
     def __getattr__(self, name: str):
         units = type(self)._units

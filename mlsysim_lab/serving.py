@@ -7,14 +7,16 @@ is bytes / bandwidth. The batch at which decode turns compute-bound is where the
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from . import catalog
+from . import catalog, memo
 from . import efficiency as eff
 from .compute import compute_precision, efficiencies, iron_law_time
 from .memory import bytes_per_value, capacity_verdict, check_tp, default_kv_precision, kv_cache_bytes
 from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
-from .results import Result, Wall, bind, choose_wall, vmax
+from .results import Result, Wall, bind, choose_wall, vfloor, vmax
 from .specs import SampleWorkload
 from .units import count, to_si
 
@@ -95,18 +97,94 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     ServeResult  .ttft .itl .latency .tokens_per_second .memory_per_device .fits .bottleneck ...
     """
     where = "serve()"
-    model, hw = catalog.workload(model), catalog.hardware(hardware)
+    s = memo.setup(("serve", model, hardware, precision, kv_precision, tp, fabric, efficiency, prefill_efficiency,
+                    bandwidth_efficiency, overhead, grouped_kv_reads),
+                   lambda: _setup(model, hardware, precision, kv_precision, tp, fabric, efficiency,
+                                  prefill_efficiency, bandwidth_efficiency, overhead, grouped_kv_reads))
     b = count(batch, name="batch", where=where)
-    bpv = bytes_per_value(precision, where)
-    peak = hw.peak_for(compute_precision(precision, hw))
-    if isinstance(model, SampleWorkload):
-        return _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_efficiency, overhead)
-    tp = int(count(tp, name="tp", where=where))
-    check_tp(model, tp, where)
+    if s.samples:
+        return _serve_samples(s, b)
     prompt = count(prompt_tokens, name="prompt_tokens", where=where, kind="tokens")
     out = count(output_tokens, name="output_tokens", where=where, kind="tokens")
-    kv_bpv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
+    f, model, hw, tp, kv_split = s.f, s.model, s.hw, s.tp, s.kv_split
+    bpv, kv_bpv, peak, bw = s.bpv, s.kv_bpv, s.peak, s.bandwidth
+
+    def tp_time(tokens):
+        if tp == 1:
+            return 0.0 * tokens
+        one = allreduce_time(tokens * f.d_model * ACTIVATION_BYTES, tp, s.link_bw, s.link_lat)
+        return TP_ALLREDUCES_PER_LAYER * f.layers * one
+
+    # Prefill: the whole prompt in one pass.
+    p_flops, p_bytes = prefill_cost(f, b, prompt, bpv, kv_bpv)
+    ttft, _, _ = iron_law_time(p_flops / tp, _per_device_bytes(f, b * prompt, bpv, p_bytes, tp, kv_split),
+                               peak, s.eta_p, bw, s.eta_bw,
+                               s.step_overhead + s.request_overhead + tp_time(b * prompt))
+    # Decode: one step per output token, at the average context of the generation. Weights stream in
+    # large reads; each sequence's KV cache is read per head in short ones (efficiency.kv_transfer_factor).
+    ctx = prompt + out / 2.0
+    d_flops, d_bytes = decode_step_cost(f, b, ctx, bpv, kv_bpv)
+    kv_read = kv_cache_bytes(b * ctx, f.layers, f.kv_dim, kv_bpv)
+    kv_seq_dev = kv_cache_bytes(ctx, f.layers, f.kv_dim, kv_bpv) * s.kv_share
+    kv_dev = b * kv_seq_dev
+    d_bytes_dev = (d_bytes - kv_read) / tp + kv_dev
+    kv_eta = s.eta_bw
+    if s.kv_short_reads:
+        kv_eta = s.eta_bw * eff.kv_transfer_factor(ctx * f.kv_dim / model.kv_heads * kv_bpv)
+    t_c = d_flops / tp / (peak * s.eta_d)
+    t_m = (d_bytes - kv_read) / tp / (bw * s.eta_bw) + kv_dev / (bw * kv_eta)
+    t_net = tp_time(b)
+    terms = dict(compute=t_c, memory=t_m, network=t_net, overhead=s.step_overhead + 0.0 * t_c)
+    itl = vmax(t_c, t_m) + t_net + s.step_overhead
+    latency = ttft + (out - 1.0) * itl
+
+    # Capacity: weights split over tp, KV of every sequence at its final length split over KV heads.
+    kv_seq = kv_cache_bytes(prompt + out, f.layers, f.kv_dim, kv_bpv) / kv_split
+    need = s.weights_dev + b * kv_seq
+    cap = hw._f.capacity
+    fits = need <= cap
+    max_batch = vmax(vfloor((cap - s.weights_dev) / kv_seq), 0.0)
+    # Batch where decode turns compute-bound: B x a = W + B x k  =>  B* = W / (a - k).
+    a = (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * ctx) / tp / (peak * s.eta_d)
+    k = kv_seq_dev / (bw * kv_eta)
+    w = f.matmul_total * bpv / tp / (bw * s.eta_bw)
+    crossover = -vfloor(-w / (a - k)) if a > k else float("inf")  # ceil
+
+    wall, margin = bind(terms)
+    if not isinstance(fits, np.ndarray) and not fits:
+        wall, margin = Wall.MEMORY_CAPACITY, need / cap
+    elif isinstance(fits, np.ndarray):
+        wall = choose_wall(fits, wall, Wall.MEMORY_CAPACITY)
+        margin = np.where(fits, margin, need / cap)
+    return ServeResult(
+        dict(ttft=ttft, itl=itl, latency=latency, tokens_per_second=b / itl, memory_per_device=need,
+             memory_capacity=cap, compute_bound_batch=crossover, max_batch=max_batch,
+             decode_intensity=d_flops / d_bytes, ridge=peak / bw, mbu=d_bytes_dev / itl / bw,
+             mfu=d_flops / tp / itl / peak),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=lambda: capacity_verdict(need, cap),
+        assumptions=s.used, formula=_FORMULA,
+        inputs=dict(model=model, hardware=hw, batch=b, prompt_tokens=prompt, output_tokens=out,
+                    precision=precision, tp=tp))
+
+
+_FORMULA = ("ITL = max(FLOPs/(peak x eta), weights/(bandwidth x eta_bw) + KV/(bandwidth x eta_bw x x/(x + x_half))) "
+            "+ TP all-reduce + overhead; decode FLOPs = B(2N + 4 L d_attn ctx), KV = B ctx L kv_dim b_kv; TTFT adds "
+            "the per-request overhead")
+
+
+def _setup(model, hardware, precision, kv_precision, tp, fabric, efficiency, prefill_efficiency,
+           bandwidth_efficiency, overhead, grouped_kv_reads) -> SimpleNamespace:
+    """Everything serve() derives from its fixed arguments, checked once (memo.setup remembers it)."""
+    where = "serve()"
+    model, hw = catalog.workload(model), catalog.hardware(hardware)
+    bpv = bytes_per_value(precision, where)
     cp = compute_precision(precision, hw)
+    peak = hw.peak_for(cp)
+    if isinstance(model, SampleWorkload):
+        return _samples_setup(model, hw, bpv, peak, precision, cp, efficiency, bandwidth_efficiency, overhead)
+    tp = int(count(tp, name="tp", where=where))
+    check_tp(model, tp, where)
+    kv_bpv = bytes_per_value(kv_precision or default_kv_precision(precision), where)
     eta_d, eta_bw, used = efficiencies(hw, "decode", efficiency, bandwidth_efficiency, where, cp)
     eta_p, _, used_p = efficiencies(hw, "prefill", prefill_efficiency, eta_bw, where, cp)
     used = used + used_p
@@ -118,79 +196,23 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     else:
         step_overhead = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
         request_overhead = 0.0
-    kv_split = min(tp, model.kv_heads)  # KV heads are split across the group; beyond that, replicated
-
     link_bw, link_lat = float("inf"), 0.0
     if tp > 1:
         link_bw, link_lat, extra = scale_up_link(hw, fabric)
+        link_bw *= eff.NETWORK_BANDWIDTH.value
         used += extra + (eff.NETWORK_BANDWIDTH, eff.COLLECTIVE_LATENCY)
-
-    def tp_time(tokens):
-        msg = tokens * f.d_model * ACTIVATION_BYTES
-        one = allreduce_time(msg, tp, link_bw * eff.NETWORK_BANDWIDTH.value, link_lat)
-        return TP_ALLREDUCES_PER_LAYER * f.layers * one if tp > 1 else 0.0 * tokens
-
-    # Each all-reduce call also costs efficiency.COLLECTIVE_LATENCY of software: counted as overhead.
-    step_overhead = step_overhead + (TP_ALLREDUCES_PER_LAYER * f.layers * eff.COLLECTIVE_LATENCY.value
-                                     if tp > 1 and overhead is None else 0.0)
-
-    # Prefill: the whole prompt in one pass.
-    p_flops, p_bytes = prefill_cost(f, b, prompt, bpv, kv_bpv)
-    ttft, _, _ = iron_law_time(p_flops / tp, _per_device_bytes(f, b * prompt, bpv, p_bytes, tp, kv_split),
-                               peak, eta_p, hw._f.bandwidth, eta_bw,
-                               step_overhead + request_overhead + tp_time(b * prompt))
-    # Decode: one step per output token, at the average context of the generation. Weights stream in
-    # large reads; each sequence's KV cache is read per head in short ones (efficiency.kv_transfer_factor).
-    ctx = prompt + out / 2.0
-    d_flops, d_bytes = decode_step_cost(f, b, ctx, bpv, kv_bpv)
-    kv_read = kv_cache_bytes(b * ctx, f.layers, f.kv_dim, kv_bpv)
-    kv_seq_dev = kv_cache_bytes(ctx, f.layers, f.kv_dim, kv_bpv) * (
-        1.0 / kv_split if grouped_kv_reads else model.heads / (model.kv_heads * tp))
-    kv_dev = b * kv_seq_dev
-    d_bytes_dev = (d_bytes - kv_read) / tp + kv_dev
-    kv_eta = eta_bw
+        if overhead is None:  # each all-reduce call also costs efficiency.COLLECTIVE_LATENCY of software
+            step_overhead += TP_ALLREDUCES_PER_LAYER * f.layers * eff.COLLECTIVE_LATENCY.value
+    kv_split = min(tp, model.kv_heads)  # KV heads are split across the group; beyond that, replicated
     if bandwidth_efficiency is None:
-        kv_eta = eta_bw * eff.kv_transfer_factor(ctx * f.kv_dim / model.kv_heads * kv_bpv)
         used += (eff.KV_TRANSFER,)
-    t_c = d_flops / tp / (peak * eta_d)
-    t_m = (d_bytes - kv_read) / tp / (hw._f.bandwidth * eta_bw) + kv_dev / (hw._f.bandwidth * kv_eta)
-    t_net = tp_time(b)
-    terms = dict(compute=t_c, memory=t_m, network=t_net, overhead=step_overhead + 0.0 * t_c)
-    itl = vmax(t_c, t_m) + t_net + step_overhead
-    latency = ttft + (out - 1.0) * itl
-
-    # Capacity: weights split over tp, KV of every sequence at its final length split over KV heads.
-    weights_dev = f.params * bpv / tp
-    kv_seq = kv_cache_bytes(prompt + out, f.layers, f.kv_dim, kv_bpv) / kv_split
-    need = weights_dev + b * kv_seq
-    cap = hw._f.capacity
-    fits = need <= cap
-    max_batch = vmax(np.floor((cap - weights_dev) / kv_seq), 0.0)
-    # Batch where decode turns compute-bound: B x a = W + B x k  =>  B* = W / (a - k).
-    a = (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * ctx) / tp / (peak * eta_d)
-    k = kv_seq_dev / (hw._f.bandwidth * kv_eta)
-    w = f.matmul_total * bpv / tp / (hw._f.bandwidth * eta_bw)
-    crossover = np.ceil(w / (a - k)) if a > k else float("inf")
-
-    wall, margin = bind(terms)
-    if not isinstance(fits, np.ndarray) and not fits:
-        wall, margin = Wall.MEMORY_CAPACITY, need / cap
-    elif isinstance(fits, np.ndarray):
-        wall = choose_wall(fits, wall, Wall.MEMORY_CAPACITY)
-        margin = np.where(fits, margin, need / cap)
-    mbu = d_bytes_dev / itl / hw._f.bandwidth
-    mfu = d_flops / tp / itl / peak
-    return ServeResult(
-        dict(ttft=ttft, itl=itl, latency=latency, tokens_per_second=b / itl, memory_per_device=need,
-             memory_capacity=cap, compute_bound_batch=crossover, max_batch=max_batch,
-             decode_intensity=d_flops / d_bytes, ridge=peak / hw._f.bandwidth, mbu=mbu, mfu=mfu),
-        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=lambda: capacity_verdict(need, cap),
-        assumptions=used,
-        formula=("ITL = max(FLOPs/(peak x eta), weights/(bandwidth x eta_bw) + KV/(bandwidth x eta_bw x "
-                 "x/(x + x_half))) + TP all-reduce + overhead; decode FLOPs = B(2N + 4 L d_attn ctx), "
-                 "KV = B ctx L kv_dim b_kv; TTFT adds the per-request overhead"),
-        inputs=dict(model=model, hardware=hw, batch=b, prompt_tokens=prompt, output_tokens=out,
-                    precision=precision, tp=tp))
+    return SimpleNamespace(
+        samples=False, model=model, hw=hw, f=f, tp=tp, bpv=bpv, kv_bpv=kv_bpv, peak=peak,
+        bandwidth=hw._f.bandwidth, eta_d=eta_d, eta_p=eta_p, eta_bw=eta_bw, used=used,
+        step_overhead=step_overhead, request_overhead=request_overhead, link_bw=link_bw, link_lat=link_lat,
+        kv_split=kv_split, weights_dev=f.params * bpv / tp, kv_short_reads=bandwidth_efficiency is None,
+        # Share of one sequence's KV cache each device reads per step.
+        kv_share=1.0 / kv_split if grouped_kv_reads else model.heads / (model.kv_heads * tp))
 
 
 def _per_device_bytes(f, tokens, bpv, total_bytes, tp, kv_split):
@@ -199,21 +221,26 @@ def _per_device_bytes(f, tokens, bpv, total_bytes, tp, kv_split):
     return weights / tp + (total_bytes - weights) / kv_split
 
 
-def _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_efficiency, overhead):
+def _samples_setup(model, hw, bpv, peak, precision, cp, efficiency, bandwidth_efficiency, overhead):
     where = "serve()"
-    eta, eta_bw, used = efficiencies(hw, "inference", efficiency, bandwidth_efficiency, where,
-                                     compute_precision(precision, hw))
+    eta, eta_bw, used = efficiencies(hw, "inference", efficiency, bandwidth_efficiency, where, cp)
     f = model._f
     if overhead is None:
         over = f.layers * eff.LAYER_OVERHEAD.value
         used += (eff.LAYER_OVERHEAD,) if f.layers else ()
     else:
         over = to_si(overhead, "time", name="overhead", where=where, allow_zero=True)
+    return SimpleNamespace(samples=True, model=model, hw=hw, f=f, bpv=bpv, peak=peak, eta=eta, eta_bw=eta_bw,
+                           used=used, overhead=over, precision=precision)
+
+
+def _serve_samples(s, b):
+    f, hw, bpv, peak = s.f, s.hw, s.bpv, s.peak
     flops = b * f.flops
     act = b * (f.input_bytes + f.activation_bytes * bpv / 2.0)
     nbytes = f.params * bpv + act
-    t, t_c, t_m = iron_law_time(flops, nbytes, peak, eta, hw._f.bandwidth, eta_bw, over)
-    terms = dict(compute=t_c, memory=t_m, overhead=over + 0.0 * t_c)
+    t, t_c, t_m = iron_law_time(flops, nbytes, peak, s.eta, hw._f.bandwidth, s.eta_bw, s.overhead)
+    terms = dict(compute=t_c, memory=t_m, overhead=s.overhead + 0.0 * t_c)
     wall, margin = bind(terms)
     need = f.params * bpv + act
     fits = need <= hw._f.capacity
@@ -223,6 +250,6 @@ def _serve_samples(model, hw, b, bpv, peak, precision, efficiency, bandwidth_eff
         dict(latency=t, throughput=b / t, memory_per_device=need, memory_capacity=hw._f.capacity,
              intensity=flops / nbytes, ridge=peak / hw._f.bandwidth, mfu=flops / t / peak),
         terms=terms, bottleneck=wall, margin=margin, fits=fits,
-        verdict=lambda: capacity_verdict(need, hw._f.capacity), assumptions=used,
+        verdict=lambda: capacity_verdict(need, hw._f.capacity), assumptions=s.used,
         formula="T = max(B x FLOPs/sample / (peak x eta), (weights + B x activations) / (bandwidth x eta_bw))",
-        inputs=dict(model=model, hardware=hw, batch=b, precision=precision))
+        inputs=dict(model=s.model, hardware=hw, batch=b, precision=s.precision))

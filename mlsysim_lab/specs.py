@@ -41,6 +41,10 @@ class Spec(BaseModel):
         pydantic private attribute, whose every access goes through ``__getattr__``)."""
         object.__setattr__(self, "_f", SimpleNamespace(**floats))
 
+    def __hash__(self) -> int:
+        """Identity: a frozen spec is its own key (memo.setup), and its list fields do not hash."""
+        return id(self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -228,6 +232,10 @@ class Cluster(BaseModel):
     node and a scale-out network between nodes (``nics_per_node`` ports, ``oversubscription`` : 1)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __hash__(self) -> int:
+        """Identity, as for catalog specs (memo.setup keys)."""
+        return id(self)
 
     accelerator: Hardware
     per_node: int = Field(gt=0)

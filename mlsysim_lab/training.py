@@ -11,17 +11,18 @@ from __future__ import annotations
 
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
-from . import catalog
+from . import catalog, memo
 from . import efficiency as eff
 from .compute import efficiencies
 from .errors import InputError
 from .memory import activation_bytes, bytes_per_value, capacity_verdict, training_state_bytes
 from .network import (ACTIVATION_BYTES, all_to_all_time, allreduce_time, hierarchical_allreduce_time,
                       inter_link, intra_link, topology_factors)
-from .results import Result, Wall, bind
+from .results import Result, Wall, bind, vmax, vmin
 from .specs import Cluster, Hardware, SampleWorkload
 from .units import count
 
@@ -155,33 +156,32 @@ def _layout(c: Cluster, model, tp, pp, dp, ep, where):
     return tp, pp, dp, ep
 
 
-def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute, overlap, sp, peak, eta,
-          eta_bw, bpv, interleave=1):
-    """Float kernel: the step time terms and memory per device of one layout (arrays welcome in gbt/mb)."""
+def _step(s: SimpleNamespace, gbt, mb):
+    """Float kernel: the step time terms and memory per device of the layout in set-up ``s`` (train's
+    ``_setup``) for ``gbt`` tokens per step in micro-batches of ``mb`` sequences (arrays welcome)."""
+    f, model, c, seq, peak, eta, eta_bw, bpv = s.f, s.model, s.cluster, s.seq, s.peak, s.eta, s.eta_bw, s.bpv
+    zero, recompute, overlap, sp, interleave = s.zero, s.recompute, s.overlap, s.sp, s.interleave
+    tp, pp, dp, ep = s.layout
     layers, d = f.layers, f.d_model
     # Layers of the slowest pipeline stage: an uneven split (126 layers on 16 stages) leaves some stages
     # one layer heavier, and the pipeline runs at the pace of the heaviest.
     stage = math.ceil(layers / pp)
     share = stage / layers
     m = gbt / (dp * mb * seq)  # micro-batches per step through each pipeline
-    per_token = training_flops_per_token(f, seq) + recompute_flops_per_token(f, seq, recompute)
-    t_c = mb * seq * per_token * share / tp / (peak * eta)  # one micro-batch, one stage, fwd + bwd
+    t_c = mb * seq * s.hw_per_token * share / tp / (peak * eta)  # one micro-batch, one stage, fwd + bwd
 
     expert = f.experts * f.expert_params
     w_dev = ((f.params - expert) + expert / ep) * share / tp
     w, g, o = training_state_bytes(w_dev, "fp32" if bpv == 4 else "mixed", zero, dp)
     act_scale = 2.0 if bpv < 4 else 4.0
     act_layer = activation_bytes(mb * seq, seq, d, model.heads, 1.0, recompute, act_scale) / (tp if sp or tp == 1 else 1)
-    act = act_layer * stage * np.minimum(m, pp)  # 1F1B: the first stage holds pp micro-batches
+    act = act_layer * stage * vmin(m, pp)  # 1F1B: the first stage holds pp micro-batches
     t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * stage) / (c.accelerator._f.bandwidth * eta_bw)
 
     # Collectives reach efficiency.NETWORK_BANDWIDTH of each link; each call also costs
     # efficiency.COLLECTIVE_LATENCY of software (launch and synchronisation), counted as overhead.
-    bw_in, lat_in = intra_link(c)
-    bw_out, lat_out = inter_link(c)
-    bw_in, bw_out = bw_in * eff.NETWORK_BANDWIDTH.value, bw_out * eff.NETWORK_BANDWIDTH.value
+    bw_in, lat_in, bw_out, lat_out, steps_factor = s.links
     call = eff.COLLECTIVE_LATENCY.value
-    _, steps_factor = topology_factors(c.topology, c.gpus, c.per_node)
     act_msg = mb * seq * d * ACTIVATION_BYTES
     n_tp_collectives = 4.0 + (2.0 if recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
     tp_bw, tp_lat = (bw_in, lat_in) if tp <= c.per_node else (bw_out, lat_out)
@@ -199,7 +199,7 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
         t_ep = 4.0 * moe_layers * all_to_all_time(act_msg * f.top_k / tp, ep, ep_bw, ep_lat)
         calls += 4.0 * moe_layers
     calls += 3.0 * stage if zero == 3 and dp > 1 else 0.0  # ZeRO-3: gather fwd, gather bwd, reduce-scatter per layer
-    slot = np.maximum(t_c, t_mem) + t_tp + t_pp + t_ep
+    slot = vmax(t_c, t_mem) + t_tp + t_pp + t_ep
 
     # Data-parallel gradient traffic: hierarchical when part of the dp group shares a node.
     grad = w_dev * bpv
@@ -215,11 +215,11 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
         # ZeRO-3 gathers weights in forward and backward of every micro-batch and reduce-scatters grads:
         # 1.5x an all-reduce per micro-batch, prefetched behind that micro-batch's compute.
         per_mb = ZERO_COMM_FACTOR[3] * t_dp
-        exposed_mb = np.maximum(per_mb - (eff.OVERLAP.value * t_c if overlap else 0.0), 0.0)
+        exposed_mb = vmax(per_mb - (eff.OVERLAP.value * t_c if overlap else 0.0), 0.0)
         slot = slot + exposed_mb
         exposed_dp = 0.0 * slot
     else:
-        hidden = np.minimum(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
+        hidden = vmin(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
         exposed_dp = t_dp - hidden
     # The pipeline fills and drains over (pp - 1) / v slots with v interleaved chunks per rank (SC21 eq. 2).
     bubble_slots = (pp - 1.0) / interleave
@@ -228,10 +228,20 @@ def _step(f, model, c: Cluster, *, tp, pp, dp, ep, gbt, seq, mb, zero, recompute
                 + (call if dp > 1 and zero != 3 else 0.0))
     step = (m + bubble_slots) * (slot + call_time) + exposed_dp + overhead - m * call_time
     terms = dict(compute=m * t_c, memory=m * t_mem, network=m * (t_tp + t_pp + t_ep) + exposed_dp
-                 + (m * (slot - np.maximum(t_c, t_mem) - t_tp - t_pp - t_ep)),
+                 + (m * (slot - vmax(t_c, t_mem) - t_tp - t_pp - t_ep)),
                  bubble=bubble_slots * (slot + call_time), overhead=overhead)
     need = w + g + o + act
     return step, terms, need, m
+
+
+def _links(c: Cluster) -> tuple:
+    """(bandwidth, latency) inside a node and leaving it, at the collective efficiency, and the topology's
+    latency-step factor: what every layout on ``c`` shares."""
+    bw_in, lat_in = intra_link(c)
+    bw_out, lat_out = inter_link(c)
+    _, steps_factor = topology_factors(c.topology, c.gpus, c.per_node)
+    return (bw_in * eff.NETWORK_BANDWIDTH.value, lat_in, bw_out * eff.NETWORK_BANDWIDTH.value, lat_out,
+            steps_factor)
 
 
 _WALLS = {"compute": Wall.COMPUTE, "memory": Wall.MEMORY_BANDWIDTH, "network": Wall.NETWORK,
@@ -270,18 +280,57 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
     compute / memory / network / bubble / overhead
     """
     where = "train()"
+    s = memo.setup(("train", model, system, seq_len, precision, tp, pp, dp, ep, zero, recompute, overlap,
+                    sequence_parallel, efficiency, bandwidth_efficiency, interleave),
+                   lambda: _setup(model, system, seq_len, precision, tp, pp, dp, ep, zero, recompute, overlap,
+                                  sequence_parallel, efficiency, bandwidth_efficiency, interleave))
+    total = count(tokens, name="tokens", where=where, kind="tokens")
+    gbt = count(global_batch_tokens, name="global_batch_tokens", where=where, kind="tokens")
+    mb = count(micro_batch, name="micro_batch", where=where)
+    f, model, c, seq, v, n = s.f, s.model, s.cluster, s.seq, s.interleave, s.cluster.gpus
+    tp, pp, dp, ep = s.layout
+    if gbt < dp * seq * mb:
+        raise InputError(f"{where}: global_batch_tokens={gbt:.3g} is smaller than one micro-batch of "
+                         f"{mb:g} x {seq:g} tokens on each of {dp} data-parallel ranks ({dp * seq * mb:.3g} tokens)")
+    step, terms, need, m = _step(s, gbt, mb)
+    cap = s.capacity
+    fits = need <= cap
+    wall, margin = bind(terms, _WALLS)
+    if not fits:
+        wall, margin = Wall.MEMORY_CAPACITY, need / cap
+    steps = total / gbt
+    time = steps * step
+    return TrainResult(
+        dict(step_time=step, time_to_train=time, gpu_hours=time * n / 3600.0,
+             mfu=gbt * s.per_token / n / step / s.peak, hfu=gbt * s.hw_per_token / n / step / s.peak,
+             flops_per_token=s.per_token, total_flops=total * s.per_token, tokens_per_second=gbt / step,
+             memory_per_device=need, memory_capacity=cap, steps=steps, gpus=float(n),
+             micro_batches=m, bubble_fraction=(pp - 1.0) / v / (m + (pp - 1.0) / v)),
+        terms=terms, bottleneck=wall, margin=margin, fits=fits,
+        verdict=lambda: capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
+        assumptions=s.used, formula=_FORMULA,
+        inputs=dict(model=model, system=c, tokens=total, global_batch_tokens=gbt, seq_len=seq,
+                    precision=precision, tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero=zero,
+                    recompute=recompute, overlap=overlap, interleave=v))
+
+
+_FORMULA = ("step = (m + (pp - 1)/v) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
+            "all-reduce + overhead; bubble = ((pp-1)/v)/(m+(pp-1)/v); MFU = 6N+attn model FLOPs/(step x GPUs x peak)")
+
+
+def _setup(model, system, seq_len, precision, tp, pp, dp, ep, zero, recompute, overlap, sequence_parallel,
+           efficiency, bandwidth_efficiency, interleave) -> SimpleNamespace:
+    """Everything train() derives from its fixed arguments, checked once (memo.setup remembers it)."""
+    where = "train()"
     model = catalog.workload(model)
     if isinstance(model, SampleWorkload):
         raise InputError(f"{where}: {model.name} is a per-sample model; train() covers transformers")
     c = _resolve_system(system)
     hw, n = c.accelerator, c.gpus
-    tp, pp, dp, ep = _layout(c, model, tp, pp, dp, ep, where)
-    total = count(tokens, name="tokens", where=where, kind="tokens")
-    gbt = count(global_batch_tokens, name="global_batch_tokens", where=where, kind="tokens")
-    f = model._f
+    layout = _layout(c, model, tp, pp, dp, ep, where)
+    pp = layout[1]
     seq = float(count(seq_len if seq_len is not None else min(model.max_context, 4096), name="seq_len",
                       where=where, kind="tokens"))
-    mb = count(micro_batch, name="micro_batch", where=where)
     _check_choice(zero, (0, 1, 2, 3), "zero", where)
     _check_choice(recompute, ("none", "selective", "full"), "recompute", where)
     _check_choice(precision, ("bf16", "fp16", "fp32", "tf32"), "precision", where)
@@ -289,41 +338,15 @@ def train(model, system, *, tokens, global_batch_tokens, seq_len=None, precision
     if v > 1 and (pp == 1 or v > math.ceil(model.layers / pp)):
         raise InputError(f"{where}: interleave={v} needs pp > 1 and at most one layer per chunk "
                          f"({math.ceil(model.layers / pp)} layers per stage at pp={pp})")
-    if gbt < dp * seq * mb:
-        raise InputError(f"{where}: global_batch_tokens={gbt:.3g} is smaller than one micro-batch of "
-                         f"{mb:g} x {seq:g} tokens on each of {dp} data-parallel ranks ({dp * seq * mb:.3g} tokens)")
-    peak = hw.peak_for(precision)
     eta, eta_bw, used = efficiencies(hw, "training", efficiency, bandwidth_efficiency, where, precision)
-    bpv = bytes_per_value(precision, where)
-    step, terms, need, m = _step(f, model, c, tp=tp, pp=pp, dp=dp, ep=ep, gbt=gbt, seq=seq, mb=mb, zero=zero,
-                                 recompute=recompute, overlap=overlap, sp=sequence_parallel, peak=peak,
-                                 eta=eta, eta_bw=eta_bw, bpv=bpv, interleave=v)
     used += ((eff.OVERLAP,) if overlap and n > 1 else ()) + (eff.LAYER_OVERHEAD,)
     used += (eff.NETWORK_BANDWIDTH, eff.COLLECTIVE_LATENCY) if n > 1 else ()
-    cap = hw._f.capacity
-    fits = need <= cap
-    wall, margin = bind(terms, _WALLS)
-    if not fits:
-        wall, margin = Wall.MEMORY_CAPACITY, need / cap
-    per_token = training_flops_per_token(f, seq)
-    hw_per_token = per_token + recompute_flops_per_token(f, seq, recompute)
-    steps = total / gbt
-    time = steps * step
-    return TrainResult(
-        dict(step_time=step, time_to_train=time, gpu_hours=time * n / 3600.0,
-             mfu=gbt * per_token / n / step / peak, hfu=gbt * hw_per_token / n / step / peak,
-             flops_per_token=per_token, total_flops=total * per_token, tokens_per_second=gbt / step,
-             memory_per_device=need, memory_capacity=cap, steps=steps, gpus=float(n),
-             micro_batches=m, bubble_fraction=(pp - 1.0) / v / (m + (pp - 1.0) / v)),
-        terms=terms, bottleneck=wall, margin=margin, fits=fits,
-        verdict=lambda: capacity_verdict(need, cap) + ("" if fits else _advice(zero, recompute, tp, pp)),
-        assumptions=used,
-        formula=("step = (m + (pp - 1)/v) x [max(FLOPs/(tp pp peak eta), bytes/bw) + TP/PP/EP comm] + exposed DP "
-                 "all-reduce + overhead; bubble = ((pp-1)/v)/(m+(pp-1)/v); "
-                 "MFU = 6N+attn model FLOPs/(step x GPUs x peak)"),
-        inputs=dict(model=model, system=c, tokens=total, global_batch_tokens=gbt, seq_len=seq,
-                    precision=precision, tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero=zero,
-                    recompute=recompute, overlap=overlap, interleave=v))
+    per_token = training_flops_per_token(model._f, seq)
+    return SimpleNamespace(
+        model=model, f=model._f, cluster=c, layout=layout, seq=seq, interleave=v, peak=hw.peak_for(precision),
+        eta=eta, eta_bw=eta_bw, bpv=bytes_per_value(precision, where), used=used, capacity=hw._f.capacity,
+        per_token=per_token, hw_per_token=per_token + recompute_flops_per_token(model._f, seq, recompute),
+        zero=zero, recompute=recompute, overlap=overlap, sp=sequence_parallel, links=_links(c))
 
 
 def _advice(zero: int, recompute: str, tp: int, pp: int) -> str:

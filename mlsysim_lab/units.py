@@ -124,8 +124,11 @@ def _text(q: pint.Quantity) -> str:
 def check_number(value: Any, *, name: str, where: str, positive: bool = True,
                  allow_zero: bool = False, integer: bool = False) -> float | np.ndarray:
     """Refuse NaN, infinities, booleans and (by default) values <= 0; return a float or float array."""
+    t = type(value)
+    if (t is int or t is float) and value > 0 and value < math.inf and (not integer or value == int(value)):
+        return float(value)  # the common case, decided in a few comparisons
     at = f"{where}: " if where else ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):  # fast path: plain scalars
+    if isinstance(value, (int, float)) and not isinstance(value, bool):  # plain scalars
         bad = (not math.isfinite(value) and "must be finite") or \
               (positive and (value < 0 or (not allow_zero and value == 0)) and
                f"must be {'>= 0' if allow_zero else '> 0'}") or \
@@ -149,6 +152,9 @@ def check_number(value: Any, *, name: str, where: str, positive: bool = True,
 def count(value: Any, *, name: str, where: str, kind: str | None = None, allow_zero: bool = False,
           integer: bool = True) -> float | np.ndarray:
     """A count (batch, GPUs, tokens): a plain number, or a quantity of ``kind`` ('tokens', 'parameters')."""
+    t = type(value)
+    if (t is int or t is float) and value > 0 and value < math.inf and (not integer or value == int(value)):
+        return float(value)  # check_number's fast path, without the call
     if isinstance(value, (str, pint.Quantity)):
         if kind is None:
             raise UnitError(where, name, f"{value}", "a quantity", "a plain count", "8")
