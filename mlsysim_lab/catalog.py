@@ -8,12 +8,12 @@ catalog; a name that already exists is an error unless ``override=True``. Set ``
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal, Union
 
-import yaml
 from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from . import memo
@@ -23,7 +23,13 @@ from .specs import Fabric, Grid, Hardware, Measurement, Node, SampleWorkload, Sc
 _WORKLOAD = Annotated[Union[Transformer, SampleWorkload], Field(discriminator="kind")]
 KINDS: dict[str, Any] = {"hardware": Hardware, "workload": _WORKLOAD, "grid": Grid, "fabric": Fabric,
                          "node": Node, "scenario": Scenario, "measurement": Measurement}
-_ADAPTERS = {kind: TypeAdapter(model) for kind, model in KINDS.items()}
+
+
+@functools.cache
+def _adapter(kind: str) -> TypeAdapter:
+    """The validator of one kind of entry, built on first use: building the pydantic schemas costs ~50 ms,
+    which ``import mlsysim_lab`` need not pay (the specs defer theirs too)."""
+    return TypeAdapter(KINDS[kind])
 
 
 def builtin_catalog_dir() -> Path:
@@ -160,15 +166,43 @@ class Catalog:
         return f"Catalog({counts})"
 
 
+def _loader():
+    """libyaml's safe loader where PyYAML was built with it (~10x faster than the pure-Python one, which is
+    the fallback); yaml is imported on the first catalog read, not by ``import mlsysim_lab``."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str, where: Any) -> Any:
+    """The data of a YAML document; a syntax error becomes a CatalogError that names ``where``."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_loader())
+    except yaml.YAMLError as err:
+        raise CatalogError(f"{where}: not valid YAML: {err}") from None
+
+
+def yaml_tree(text: str) -> Any:
+    """The node tree of a YAML document, for line numbers in error messages (_line_of); built only when
+    there is an error to report."""
+    import yaml
+
+    return yaml.compose(text, Loader=_loader())
+
+
 def read_file(file: str | os.PathLike) -> list[tuple[str, Spec]]:
     """Validate one catalog file; every problem in it is reported at once, with line numbers."""
     file = Path(file)
     text = file.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as err:
-        raise CatalogError(f"{file}: not valid YAML: {err}") from None
+    data = parse_yaml(text, file)
+    tree = []  # composed on the first problem
+
+    def line(path: list) -> int:
+        if not tree:
+            tree.append(yaml_tree(text))
+        return _line_of(tree[0], path)
     if not isinstance(data, dict) or data.get("kind") not in KINDS or not isinstance(data.get("entries"), list):
         raise CatalogError(f"{file}: a catalog file is a mapping with 'kind' (one of {', '.join(KINDS)}) "
                            "and a list of 'entries'")
@@ -180,22 +214,21 @@ def read_file(file: str | os.PathLike) -> list[tuple[str, Spec]]:
     for i, entry in enumerate(data["entries"]):
         name = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
         try:
-            spec = _ADAPTERS[kind].validate_python(entry)
+            spec = _adapter(kind).validate_python(entry)
         except ValidationError as err:
             for e in err.errors():
                 loc = ".".join(str(x) for x in e["loc"] if not (kind == "workload" and x in
                                                                  ("transformer", "cnn", "recsys", "other")))
-                line = _line_of(root, ["entries", i, *e["loc"][1:]] if kind == "workload" else
-                                ["entries", i, *e["loc"]])
+                at = line(["entries", i, *e["loc"][1:]] if kind == "workload" else ["entries", i, *e["loc"]])
                 msg = e["msg"].removeprefix("Value error, ")
-                problems.append(f"{file}:{line}: {kind} {name!r}: field '{loc}': {msg}")
+                problems.append(f"{file}:{at}: {kind} {name!r}: field '{loc}': {msg}")
             continue
         for key in dict.fromkeys([_fold(spec.name)] + [_fold(a) for a in spec.aliases]):
             if key in seen and seen[key] != spec.name:
-                problems.append(f"{file}:{_line_of(root, ['entries', i])}: {kind} {spec.name!r}: "
+                problems.append(f"{file}:{line(['entries', i])}: {kind} {spec.name!r}: "
                                 f"name or alias clashes with {seen[key]!r} in the same file")
             elif key in seen:
-                problems.append(f"{file}:{_line_of(root, ['entries', i])}: duplicate {kind} {spec.name!r}")
+                problems.append(f"{file}:{line(['entries', i])}: duplicate {kind} {spec.name!r}")
             seen[key] = spec.name
         specs.append((kind, spec))
     if problems:
@@ -205,6 +238,8 @@ def read_file(file: str | os.PathLike) -> list[tuple[str, Spec]]:
 
 def _line_of(node: Any, path: list) -> int:
     """1-based line of the deepest YAML node reached along ``path`` (keys and list indices)."""
+    import yaml
+
     line = node.start_mark.line + 1
     for step in path:
         if isinstance(node, yaml.MappingNode):

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import yaml
 from pydantic import ValidationError
 
 from . import catalog
@@ -90,10 +89,7 @@ def read(path: str | os.PathLike) -> list[Scenario]:
     if not path.is_file():
         raise CatalogError(f"{path}: no such scenario file")
     text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise CatalogError(f"{path}: not valid YAML: {err}") from None
+    data = catalog.parse_yaml(text, path)
     if isinstance(data, dict) and "kind" in data:
         if data.get("kind") != "scenario":
             raise CatalogError(f"{path}: holds kind {data.get('kind')!r}, not scenarios")
@@ -104,7 +100,7 @@ def read(path: str | os.PathLike) -> list[Scenario]:
     try:
         return [Scenario.model_validate({"name": path.stem, **data})]
     except ValidationError as err:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = catalog.yaml_tree(text)
         problems = [f"{path}:{catalog._line_of(root, list(loc))}: scenario {data.get('name', path.stem)!r}: {msg}"
                     for loc, msg in _field_errors(err)]
         raise CatalogError("scenario file does not validate:\n  " + "\n  ".join(problems)) from None
@@ -528,15 +524,15 @@ def validate_file(path: str | os.PathLike) -> list[tuple[str, Spec]]:
     if not path.is_file():
         raise CatalogError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
+        data = catalog.parse_yaml(path.read_text(encoding="utf-8"), path)
+    except CatalogError:
         data = None  # catalog.read_file reports it with the place
     if isinstance(data, dict) and "kind" not in data and "question" in data:
         specs = [("scenario", s) for s in read(path)]
     else:
         specs = catalog.read_file(path)
     problems = []
-    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    root = catalog.yaml_tree(path.read_text(encoding="utf-8"))
     nested = isinstance(data, dict) and "entries" in data
     for i, (kind, spec) in enumerate(specs):
         if kind != "scenario":

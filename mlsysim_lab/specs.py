@@ -27,7 +27,7 @@ Tier = Literal["datacenter", "workstation", "edge", "mobile", "tiny"]
 class Spec(BaseModel):
     """Fields every catalog entry shares: a name, optional aliases and the source of its numbers."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     name: str = Field(min_length=1)
     aliases: list[str] = []
@@ -54,7 +54,7 @@ class Spec(BaseModel):
 
 # --------------------------------------------------------------------------------------------- supply
 class Memory(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
     capacity: quantity("information")
     bandwidth: quantity("bandwidth")
 
@@ -231,7 +231,7 @@ class Cluster(BaseModel):
     """The system a workload runs on: ``nodes`` x ``per_node`` accelerators, a scale-up fabric inside a
     node and a scale-out network between nodes (``nics_per_node`` ports, ``oversubscription`` : 1)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     def __hash__(self) -> int:
         """Identity, as for catalog specs (memo.setup keys)."""
