@@ -62,7 +62,8 @@ def decoding(run, hw):
              "context at C); prefill: one prompt, batch 1. *compiled + cuda graph* is the configuration the "
              "solver's fitted overheads describe (fused kernels, no launch gaps; the same as gpt-fast); *eager "
              "+ cuda graph* keeps the unfused norm and rotary kernels; *eager* pays a launch per kernel.", "",
-             "| model | phase | batch | tokens | mode | measured | predicted | error |", "|---|---|---|---|---|---|---|---|"]
+             "| model | phase | batch | tokens | mode | measured | predicted | error |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in run["decoder"]:
         if r["phase"] == "decode":
             res = ml.serve(r["model"], hw, batch=r["batch"], prompt_tokens=r["context"] - 1, output_tokens=2,
@@ -72,7 +73,8 @@ def decoding(run, hw):
             res = ml.serve(r["model"], hw, batch=1, prompt_tokens=r["tokens"], output_tokens=1, precision="bf16")
             pred, tokens, r = res.ttft.to("s").magnitude, r["tokens"], dict(r, mode="eager")
         lines.append(f"| {r['model']} | {r['phase']} | {r['batch']} | {tokens} | {r['mode']} | "
-                     f"{r['seconds'] * 1e3:.2f} ms | {pred * 1e3:.2f} ms | {(pred - r['seconds']) / r['seconds']:+.1%} |")
+                     f"{r['seconds'] * 1e3:.2f} ms | {pred * 1e3:.2f} ms | "
+                     f"{(pred - r['seconds']) / r['seconds']:+.1%} |")
     return lines
 
 

@@ -13,7 +13,7 @@ from . import catalog
 from . import efficiency as eff
 from .errors import InputError
 from .memory import bytes_per_value, default_kv_precision
-from .results import Result, Wall, bind, choose_wall, vmax
+from .results import Result, Wall, bind, choose_wall, vmax, vmin
 from .specs import SampleWorkload
 from .units import check_number, count, to_si
 
@@ -220,13 +220,15 @@ def roofline(model, hardware, *, batch=1, phase: str = "decode", precision: str 
             raise InputError(f"{where}: phase must be 'decode' or 'prefill' for a transformer, got {phase!r}")
     intensity = ops / nbytes
     ridge = peak / hw._f.bandwidth
-    attainable = np.minimum(peak, intensity * hw._f.bandwidth)
-    bound = choose_wall(intensity >= ridge, Wall.COMPUTE, Wall.MEMORY_BANDWIDTH) if np.ndim(intensity) else \
-        (Wall.COMPUTE if intensity >= ridge else Wall.MEMORY_BANDWIDTH)
+    attainable = vmin(peak, intensity * hw._f.bandwidth)
+    if isinstance(intensity, np.ndarray):
+        bound = choose_wall(intensity >= ridge, Wall.COMPUTE, Wall.MEMORY_BANDWIDTH)
+    else:
+        bound = Wall.COMPUTE if intensity >= ridge else Wall.MEMORY_BANDWIDTH
     return RooflineResult(
         dict(intensity=intensity, ridge=ridge, attainable=attainable, peak=peak, bandwidth=hw._f.bandwidth,
              ops=ops, bytes=nbytes),
-        terms={}, bottleneck=bound, margin=np.maximum(intensity / ridge, ridge / intensity),
+        terms={}, bottleneck=bound, margin=vmax(intensity / ridge, ridge / intensity),
         formula="I = ops / bytes; ridge = peak / bandwidth; attainable = min(peak, I x bandwidth)",
         inputs=dict(model=model, hardware=hw, batch=b, phase=phase, precision=precision))
 

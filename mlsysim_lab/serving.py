@@ -148,7 +148,11 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
     a = (2.0 * f.matmul_active + 4.0 * f.layers * f.d_attn * ctx) / tp / (peak * s.eta_d)
     k = kv_seq_dev / (bw * kv_eta)
     w = f.matmul_total * bpv / tp / (bw * s.eta_bw)
-    crossover = -vfloor(-w / (a - k)) if a > k else float("inf")  # ceil
+    if isinstance(a, np.ndarray) or isinstance(k, np.ndarray):  # a sweep of efficiencies or contexts
+        with np.errstate(divide="ignore"):
+            crossover = np.where(a > k, np.ceil(w / np.where(a > k, a - k, 1.0)), np.inf)
+    else:
+        crossover = -vfloor(-w / (a - k)) if a > k else float("inf")  # ceil
 
     wall, margin = bind(terms)
     if not isinstance(fits, np.ndarray) and not fits:

@@ -12,10 +12,13 @@ Everything works headless: ``inst.set(batch=64)`` moves controls as a test would
 """
 from __future__ import annotations
 
+import hashlib
 import html
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import altair as alt
@@ -94,8 +97,41 @@ def status_of(result, *, x=None, x_name: str = "x") -> Status:
 
 def enable_offline() -> None:
     """Serve the charts' JavaScript from the installed vl-convert instead of a CDN (no internet needed);
-    done once per kernel, before the first chart widget is made (it takes a second or two)."""
-    alt.JupyterChart.enable_offline()
+    done once per kernel, before the first chart widget is made.
+
+    vl-convert bundles the same JavaScript every time (~2 s); the bundle is kept on disk, keyed by its
+    source and the vl-convert version, so only the first kernel on a machine waits for it."""
+    import vl_convert as vlc
+
+    bundle = vlc.javascript_bundle
+
+    def remembered(source: str, vl_version: str | None = None) -> str:
+        key = hashlib.sha256(f"{vlc.__version__}\n{vl_version}\n{source}".encode()).hexdigest()[:24]
+        path = _cache_dir() / f"vega-bundle-{key}.js"
+        try:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            text = bundle(source, vl_version=vl_version)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError:  # a read-only home: no cache, same bundle
+            pass
+        return text
+
+    vlc.javascript_bundle = remembered
+    try:
+        alt.JupyterChart.enable_offline()
+    finally:
+        vlc.javascript_bundle = bundle
+
+
+def _cache_dir() -> Path:
+    """$MLSYSIM_LAB_CACHE, else the XDG cache folder (~/.cache/mlsysim-lab)."""
+    override = os.environ.get("MLSYSIM_LAB_CACHE")
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlsysim-lab"
 
 
 class Instrument:
