@@ -26,10 +26,13 @@ def iron_law_time(ops, nbytes, peak, eta, bandwidth, eta_bw, overhead=0.0):
 
 
 def compute_precision(precision: str, hw) -> str:
-    """Precision the arithmetic runs in: 4-bit weights are dequantised to fp16 (W4A16) unless the device
-    publishes a 4-bit peak; everything else computes in its storage precision."""
+    """Precision the arithmetic runs in: 4-bit weights are unpacked to a wider type unless the device
+    publishes a 4-bit peak: fp16 where it has one (W4A16 on GPUs), else int8 (W4A8: Arm CMSIS-NN's int4
+    kernels unpack packed 4-bit weights to int8 for the MAC units, and phone NPUs publish int8 peaks
+    only); everything else computes in its storage precision."""
     if precision in ("int4", "fp4") and precision not in hw._f.peak:
-        return "fp16"
+        peaks = hw._f.peak
+        return "fp16" if "fp16" in peaks or "int8" not in peaks else "int8"
     return precision
 
 

@@ -46,7 +46,7 @@ class Assumption:
 # BEGIN FITTED (written by `python -m mlsysim_lab.validation --fit --write`; edit by refitting, not by hand)
 FITTED: dict[str, float] = {
     "compute nvidia-ampere training": 0.542,
-    "compute nvidia-hopper training": 0.612,
+    "compute nvidia-hopper training": 0.62,
     "compute google-tpu training": 0.677,
     "compute datacenter inference": 0.703,
     "8-bit attainment": 0.637,

@@ -67,21 +67,30 @@ def ledger(parts: dict[str, float], capacity: float, where: str, *, assumptions=
                         assumptions=assumptions, formula=formula, inputs=inputs)
 
 
+def executes_in_place(hw) -> bool:
+    """A microcontroller with flash: its weights stay in flash and execute in place."""
+    return hw.tier == "tiny" and hw._f.storage is not None
+
+
+def tiny_fit(weights: float, working: float, hw):
+    """(fits, wall, margin, verdict) on a microcontroller: the weights execute in place from flash and the
+    activations and input must fit the on-chip SRAM (TensorFlow Lite Micro's arena; David et al.,
+    "TensorFlow Lite Micro", MLSys 2021). memory() and serve() both decide with this rule."""
+    flash, sram = hw._f.storage, hw._f.sram or hw._f.capacity
+    if weights > flash:
+        return False, Wall.MEMORY_CAPACITY, weights / flash, \
+            "does not fit flash: " + capacity_verdict(weights, flash).removeprefix("does not fit: ")
+    if working > sram:
+        return False, Wall.SRAM, working / sram, \
+            "activations do not fit SRAM: " + capacity_verdict(working, sram).removeprefix("does not fit: ")
+    return True, Wall.SRAM, working / sram, \
+        f"fits: weights in flash ({capacity_verdict(weights, flash)}), activations in SRAM"
+
+
 def _tiny_ledger(parts, hw, inputs) -> MemoryResult:
-    """On a microcontroller the weights execute in place from flash; activations and the input must fit
-    the on-chip SRAM (TensorFlow Lite Micro's arena; David et al., "TensorFlow Lite Micro", MLSys 2021)."""
     flash, sram = hw._f.storage, hw._f.sram or hw._f.capacity
     weights, working = parts["weights"], parts["activations"]
-    fits = weights <= flash and working <= sram
-    if weights > flash:
-        wall, margin = Wall.MEMORY_CAPACITY, weights / flash
-        verdict = "does not fit flash: " + capacity_verdict(weights, flash).removeprefix("does not fit: ")
-    elif working > sram:
-        wall, margin = Wall.SRAM, working / sram
-        verdict = "activations do not fit SRAM: " + capacity_verdict(working, sram).removeprefix("does not fit: ")
-    else:
-        wall, margin = Wall.SRAM, working / sram
-        verdict = f"fits: weights in flash ({capacity_verdict(weights, flash)}), activations in SRAM"
+    fits, wall, margin, verdict = tiny_fit(weights, working, hw)
     values = dict(parts, total=weights + working, capacity=flash + sram, headroom=min(flash - weights, sram - working))
     return MemoryResult(values, terms={}, bottleneck=wall, margin=margin, fits=fits, verdict=verdict,
                         formula="weights <= flash (execute in place); activations + input <= SRAM", inputs=inputs)
@@ -132,7 +141,7 @@ def memory(model, hardware, *, batch=1, context=None, precision: str = "fp16", k
         if mode == "training":
             _, parts["gradients"], parts["optimizer"] = training_state_bytes(f.params, precision, zero, dp)
         inputs = dict(model=model, hardware=hw, batch=batch, precision=precision)
-        if hw.tier == "tiny" and hw._f.storage and mode == "inference":
+        if executes_in_place(hw) and mode == "inference":
             return _tiny_ledger(parts, hw, inputs)
         return ledger(parts, hw._f.capacity, where, inputs=inputs)
     check_tp(model, tp, where)

@@ -14,7 +14,8 @@ import numpy as np
 from . import catalog, memo
 from . import efficiency as eff
 from .compute import compute_precision, efficiencies, iron_law_time
-from .memory import bytes_per_value, capacity_verdict, check_tp, default_kv_precision, kv_cache_bytes
+from .memory import (bytes_per_value, capacity_verdict, check_tp, default_kv_precision, executes_in_place,
+                     kv_cache_bytes, tiny_fit)
 from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
 from .results import Result, Wall, bind, choose_wall, vfloor, vmax
 from .specs import SampleWorkload
@@ -246,14 +247,26 @@ def _serve_samples(s, b):
     t, t_c, t_m = iron_law_time(flops, nbytes, peak, s.eta, hw._f.bandwidth, s.eta_bw, s.overhead)
     terms = dict(compute=t_c, memory=t_m, overhead=s.overhead + 0.0 * t_c)
     wall, margin = bind(terms)
-    need = f.params * bpv + act
-    fits = need <= hw._f.capacity
-    if np.ndim(fits) == 0 and not fits:
-        wall, margin = Wall.MEMORY_CAPACITY, need / hw._f.capacity
+    weights = f.params * bpv
+    need = weights + act
+    if executes_in_place(hw):  # weights in flash, activations in SRAM: memory()'s rule
+        if isinstance(act, np.ndarray):  # a sweep of batches: the same rule, elementwise
+            flash, sram = hw._f.storage, hw._f.sram or hw._f.capacity
+            fits, verdict = (weights <= flash) & (act <= sram), ""
+            over, by = (Wall.MEMORY_CAPACITY, weights / flash) if weights > flash else (Wall.SRAM, act / sram)
+            wall, margin = choose_wall(fits, wall, over), np.where(fits, margin, by)
+        else:
+            fits, tiny_wall, tiny_margin, verdict = tiny_fit(weights, act, hw)
+            if not fits:
+                wall, margin = tiny_wall, tiny_margin
+    else:
+        fits = need <= hw._f.capacity
+        verdict = lambda: capacity_verdict(need, hw._f.capacity)  # noqa: E731
+        if np.ndim(fits) == 0 and not fits:
+            wall, margin = Wall.MEMORY_CAPACITY, need / hw._f.capacity
     return BatchInferenceResult(
         dict(latency=t, throughput=b / t, memory_per_device=need, memory_capacity=hw._f.capacity,
              intensity=flops / nbytes, ridge=peak / hw._f.bandwidth, mfu=flops / t / peak),
-        terms=terms, bottleneck=wall, margin=margin, fits=fits,
-        verdict=lambda: capacity_verdict(need, hw._f.capacity), assumptions=s.used,
+        terms=terms, bottleneck=wall, margin=margin, fits=fits, verdict=verdict, assumptions=s.used,
         formula="T = max(B x FLOPs/sample / (peak x eta), (weights + B x activations) / (bandwidth x eta_bw))",
         inputs=dict(model=s.model, hardware=hw, batch=b, precision=s.precision))

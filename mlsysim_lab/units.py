@@ -197,7 +197,7 @@ def si(q: pint.Quantity, kind: str) -> float:
     return q.to(_UNIT[kind]).magnitude
 
 
-_PREFIXES = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
+_PREFIXES = [(1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
              (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")]
 #: SI units (as solvers store them) shown with a decimal prefix; others are shown as they are.
 _PREFIXABLE = {"B", "FLOP", "B/s", "FLOP/s", "token/s", "sample/s", "W", "J", "gCO2e", "param", "token",

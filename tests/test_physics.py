@@ -316,3 +316,29 @@ def test_operator_refuses_wrong_shapes():
         operator("dense", H100, m=1, n=1)
     with pytest.raises(ml.InputError, match="unknown kind 'lstm'"):
         operator("lstm", H100, m=1)
+
+
+@pytest.mark.parametrize("model", ["DS-CNN", "ResNet-8", "MobileNetV1-0.25 VWW", "MobileNetV2", "ResNet-50"])
+@pytest.mark.parametrize("device", ["ESP32-S3", "STM32F746", "nRF52840"])
+def test_serve_and_memory_apply_one_fit_rule_on_microcontrollers(model, device):
+    # Weights execute in place from flash, activations live in SRAM: serve() and memory() agree.
+    s, m = ml.serve(model, device, precision="int8"), ml.memory(model, device, precision="int8")
+    assert bool(s.fits) == bool(m.fits)
+    if not m.fits:
+        assert s.bottleneck is m.bottleneck and s.margin == pytest.approx(m.margin) and s.verdict == m.verdict
+    sweep = ml.serve(model, device, precision="int8", batch=np.array([1, 2]))
+    assert bool(sweep.fits[0]) == bool(m.fits)
+
+
+def test_int4_weights_compute_in_int8_where_a_device_has_no_16_bit_peak():
+    # Phone NPUs publish an int8 peak only: W4A8, 35 TOP/s on the A17 Pro; GPUs keep W4A16.
+    npu = ml.roofline("MobileNetV2", "Apple A17 Pro", precision="int4", phase="inference")
+    assert mag(npu.peak, "OP/s") == pytest.approx(35e12)
+    assert mag(ml.roofline("Llama-2-7B", H100, precision="int4").peak, "FLOP/s") == pytest.approx(
+        mag(H100.peak["fp16"], "FLOP/s"))
+    assert ml.serve("DS-CNN", "STM32F746", precision="int4").fits
+
+
+def test_results_show_zetta_and_yotta_prefixes():
+    from mlsysim_lab.units import show
+    assert show(5.76e23, "FLOP") == "576 ZFLOP" and show(3.8e25, "FLOP") == "38 YFLOP"
