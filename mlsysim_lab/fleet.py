@@ -70,7 +70,10 @@ class FleetResult(Result):
     _title = "serving fleet"
     _units = {"gpus": "", "replicas": "", "batch": "", "latency": "s", "median_latency": "s", "ttft": "s",
               "itl": "s", "service": "s", "utilisation": "", "tokens_per_gpu": "token/s", "max_batch": "",
-              "compute_bound_batch": "", "capex": "USD", "token_cost": "USD/Mtoken", "qps": "req/s"}
+              "compute_bound_batch": "", "capex": "USD", "token_cost": "USD/Mtoken", "qps": "req/s",
+              "in_flight": "req"}
+    # in_flight: requests being served at once across the fleet, by Little's law L = QPS x S (the
+    # offered load in busy batch slots; utilisation = in_flight / (replicas x batch)).
 
 
 class _Design:
@@ -219,7 +222,7 @@ def fleet(model, hardware, *, qps, prompt_tokens=1024, output_tokens=256, tp: in
         max_batch=design.kv_limit + 0 * gpus, compute_bound_batch=design.crossover + 0 * gpus,
         capex=gpus * (price if price is not None else np.nan),
         token_cost=(gpus * hourly / (lam * out) * 1e6 if hourly is not None else np.nan + 0 * gpus),
-        qps=lam + 0 * gpus)
+        qps=lam + 0 * gpus, in_flight=ld)
     limit_reps = coarse_reps if np.ndim(lam) else coarse_reps[0]
     wall, margin = _binding(design, values, bool(beyond), slo, limit_reps)
     terms = dict(queueing=values["latency"] - values["service"], prefill=design.prefill + 0 * values["batch"],
@@ -324,7 +327,8 @@ def _infeasible(design, lam, wall, verdict, assumptions, inputs) -> FleetResult:
     inf, zero = np.full(np.shape(lam), np.inf), np.zeros(np.shape(lam))
     values = scalars(gpus=inf, replicas=inf, batch=zero, latency=inf, median_latency=inf, ttft=inf, itl=inf,
                      service=inf, utilisation=zero, tokens_per_gpu=zero, max_batch=design.kv_limit + zero,
-                     compute_bound_batch=design.crossover + zero, capex=inf, token_cost=inf, qps=lam + zero)
+                     compute_bound_batch=design.crossover + zero, capex=inf, token_cost=inf, qps=lam + zero,
+                     in_flight=inf)
     fits = False if np.ndim(lam) == 0 else np.zeros(np.shape(lam), bool)
     return FleetResult(values, terms={}, bottleneck=wall, margin=np.inf, fits=fits, verdict=verdict,
                        assumptions=assumptions, formula="", inputs=inputs)

@@ -310,3 +310,10 @@ def test_errata_llama2_70b_at_128k_fits_11_sequences_on_8_h100_not_1():
     r = paged_kv("Llama-2-70B", H100, tokens=131072, max_context=131072, tp=8)
     assert mag(r.kv_per_token, "B") * 8 * 131072 == pytest.approx(42.95e9, rel=1e-3)
     assert mag(r.static_batch) == 11
+
+
+def test_requests_in_flight_obey_littles_law():
+    # L = lambda x S: the busy batch slots across the fleet; utilisation is L over all slots.
+    r = ml.fleet("Llama-2-70B", "H100 SXM", qps="120 req/s", tp=4, latency="20 s")
+    assert r.in_flight.to("req").m == pytest.approx((r.qps * r.service).to("req").m)
+    assert r.in_flight.m == pytest.approx(r.utilisation.m * r.replicas.m * r.batch.m)

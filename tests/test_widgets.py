@@ -390,3 +390,35 @@ def test_a_chart_with_parameters_is_replaced_through_altair():
     inst.set(size="small")
     assert jchart.chart.to_dict()["encoding"]["x"]["title"] == "x (ms)"
     assert mw.audit(inst) == []
+
+
+def test_levers_show_three_controls_and_list_the_rest_as_fixed():
+    inst = mw.MemoryLedgerInstrument("Llama-2-7B", H100, mode="training", levers=["batch", "zero", "recompute"])
+    shown = [w for w in inst.widget.children[2].children]
+    assert shown == [inst.controls[n] for n in ("batch", "zero", "recompute")]
+    assert inst.fixed == ("model", "hardware", "context", "precision", "mode", "dp")
+    assert "fixed: model = Llama-2-7B" in inst.fixed_line.value and "mode = training" in inst.fixed_line.value
+    assert mw.audit(inst) == []
+    before = rows_of(inst.chart().to_dict())
+    inst.set(context=512)  # a fixed control still moves from code, and says so
+    assert "context = 512" in inst.fixed_line.value and rows_of(inst.chart().to_dict()) != before
+    with pytest.raises(ml.InputError, match="no control named 'bach' to use as a lever"):
+        mw.RooflineInstrument(levers=["bach"])
+    assert mw.RooflineInstrument().fixed == () and mw.RooflineInstrument().fixed_line.value == ""
+
+
+def test_show_renders_a_plain_chart_offline(no_bundling):
+    import altair as alt
+
+    chart = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point().encode(x="x:Q")
+    shown = mw.show(chart)
+    assert isinstance(shown, alt.JupyterChart) and no_bundling == [1]
+
+
+@pytest.mark.parametrize("wall, headline", [(ml.Wall.DATA_GRAVITY, "DATA TOO HEAVY TO MOVE"),
+                                            (ml.Wall.LIGHT, "BELOW THE SPEED-OF-LIGHT FLOOR")])
+def test_data_walls_fail_in_words(wall, headline):
+    from mlsysim_lab.results import Result
+
+    failed = Result({}, terms={}, bottleneck=wall, margin=2.0, fits=False, verdict="x")
+    assert mw.status_of(failed).text == f"✗ {headline}: x"

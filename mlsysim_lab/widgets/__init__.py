@@ -57,11 +57,11 @@ from . import charts, controls
 from .audit import audit
 from .controls import choice, hardware_picker, log_slider, model_picker, pow2_slider, precision_picker
 from .instrument import (Instrument, LatencyWaterfallInstrument, MemoryLedgerInstrument, RooflineInstrument,
-                         Status, SweepInstrument, enable_offline, status_of)
+                         Status, SweepInstrument, enable_offline, show, status_of)
 from .predict import Prediction
 
 __all__ = [
     "charts", "controls", "audit", "Instrument", "RooflineInstrument", "LatencyWaterfallInstrument",
-    "MemoryLedgerInstrument", "SweepInstrument", "Status", "status_of", "enable_offline", "Prediction",
+    "MemoryLedgerInstrument", "SweepInstrument", "Status", "status_of", "enable_offline", "show", "Prediction",
     "hardware_picker", "model_picker", "precision_picker", "pow2_slider", "log_slider", "choice",
 ]

@@ -60,8 +60,9 @@ def audit(target, *, layout: W.Widget | None = None) -> list[str]:
     or an object with a ``widget`` (a ``Prediction``; every control inside must be observed), or a
     list/dict of controls, checked against ``layout`` when given.
     """
-    if hasattr(target, "controls") and hasattr(target, "widget"):
-        controls, root = dict(target.controls), target.widget
+    if hasattr(target, "controls") and hasattr(target, "widget"):  # an instrument; its fixed controls are hidden
+        fixed = getattr(target, "fixed", ())
+        controls, root = {k: w for k, w in target.controls.items() if k not in fixed}, target.widget
     elif isinstance(getattr(target, "widget", None), W.Widget):  # a Prediction, or any object showing one
         controls, root = {}, target.widget
     elif isinstance(target, W.Widget):

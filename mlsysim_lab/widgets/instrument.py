@@ -39,7 +39,8 @@ FAILURE_WORDS = {
     Wall.POWER: "THERMAL THROTTLE", Wall.COST: "NEGATIVE ROI", Wall.BUBBLE: "PIPELINE STARVED",
     Wall.CARBON: "OVER THE CARBON BUDGET", Wall.WATER: "OVER THE WATER BUDGET",
     Wall.RELIABILITY: "FAILS BEFORE IT FINISHES", Wall.NETWORK: "NETWORK-STARVED",
-    Wall.INGEST: "DATA-STARVED", Wall.PREPROCESSING: "DATA-STARVED",
+    Wall.INGEST: "DATA-STARVED", Wall.PREPROCESSING: "DATA-STARVED", Wall.DATA_GRAVITY: "DATA TOO HEAVY TO MOVE",
+    Wall.LIGHT: "BELOW THE SPEED-OF-LIGHT FLOOR",
 }
 LEVEL_STYLE = {"ok": ("✓", "#1e7b34"), "fail": ("✗", "#c0392b"), "error": ("⚠", "#8a5a00")}
 
@@ -126,6 +127,13 @@ def enable_offline() -> None:
         vlc.javascript_bundle = bundle
 
 
+def show(chart: alt.TopLevelMixin) -> alt.JupyterChart:
+    """Display a plain Altair chart offline: a bare chart in a cell loads Vega from a CDN, which fails
+    without internet; this one renders through the same widget and local scripts as the instruments."""
+    enable_offline()
+    return alt.JupyterChart(chart)
+
+
 def _cache_dir() -> Path:
     """$MLSYSIM_LAB_CACHE, else the XDG cache folder (~/.cache/mlsysim-lab)."""
     override = os.environ.get("MLSYSIM_LAB_CACHE")
@@ -145,13 +153,23 @@ class Instrument:
     status_fn : callable(**values) -> Status  (default: no status)
     title : str  shown above the controls
     layout_key : callable(rows) -> hashable  the part of the rows the chart *spec* depends on
+    levers : names of the controls a student sees (default: all). The others keep their values, are
+        listed as fixed under the title and still move with ``set()``: a lab keeps to three levers
+        without building its own instrument.
     """
 
     def __init__(self, controls: Mapping[str, W.Widget], data_fn: Callable[..., list[dict]],
                  chart_fn: Callable[[list[dict]], alt.TopLevelMixin], *,
                  status_fn: Callable[..., Status] | None = None, title: str = "",
-                 layout_key: Callable[[list[dict]], Any] = charts.layout_key):
+                 layout_key: Callable[[list[dict]], Any] = charts.layout_key, levers: Sequence[str] | None = None):
         self.controls = dict(controls)
+        unknown = sorted(set(levers or ()) - set(self.controls))
+        if unknown:
+            raise ml.InputError(f"{type(self).__name__}: no control named {', '.join(map(repr, unknown))} to use as a "
+                                f"lever; controls: {', '.join(self.controls)}")
+        self.levers = tuple(levers) if levers else tuple(self.controls)
+        self.fixed = tuple(name for name in self.controls if name not in self.levers)
+        self.fixed_line = W.HTML(layout=W.Layout(max_width="640px"))
         self.data_fn, self.chart_fn, self.status_fn = data_fn, chart_fn, status_fn
         self.layout_key, self.title = layout_key, title
         self.status = Status("ok", "")
@@ -220,7 +238,14 @@ class Instrument:
         html_text = status.html()
         if self.status_line.value != html_text:
             self.status_line.value = html_text
+        fixed = self._fixed_html(values)
+        if self.fixed_line.value != fixed:
+            self.fixed_line.value = fixed
         self.last_update = time.perf_counter() - start
+
+    def _fixed_html(self, values: dict[str, Any]) -> str:
+        fixed = [f"{name} = {values[name]}" for name in self.fixed]
+        return f"<small>fixed: {html.escape(', '.join(fixed))}</small>" if fixed else ""
 
     def _before_update(self, values: dict[str, Any]) -> None:
         """Hook: enable or disable controls that do not apply to the current values."""
@@ -281,8 +306,10 @@ class Instrument:
         """Title, controls, chart and status line, stacked for a narrow screen."""
         if self._widget is None:
             head = [W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>")] if self.title else []
-            box = W.VBox(list(self.controls.values()))
-            self._widget = W.VBox(head + [box, self.jchart, self.status_line], layout=W.Layout(max_width="680px"))
+            box = W.VBox([self.controls[name] for name in self.levers])
+            fixed = [self.fixed_line] if self.fixed else []
+            self._widget = W.VBox(head + fixed + [box, self.jchart, self.status_line],
+                                  layout=W.Layout(max_width="680px"))
         return self._widget
 
     def _repr_mimebundle_(self, **kwargs):
@@ -316,14 +343,14 @@ class RooflineInstrument(Instrument):
 
     def __init__(self, model: str | None = None, hardware: str | None = None, *, batch: int = 1,
                  precision: str = "fp16", phase: str = "decode", compare: Sequence[str] = (), context: int = 1024,
-                 tier=None, kind=None):
+                 tier=None, kind=None, levers: Sequence[str] | None = None):
         self.compare, self.context = tuple(compare), context
         self._roofline = _cached(self._solve)
         super().__init__(
             dict(model=C.model_picker(model, kind=kind), hardware=C.hardware_picker(hardware, tier=tier),
                  batch=C.pow2_slider(batch, hi=4096, unit="requests"), precision=C.precision_picker(precision),
                  phase=C.choice(["decode", "prefill"], phase, description="phase")),
-            self._data_of, charts.roofline_chart, status_fn=self._status_of, title="Roofline")
+            self._data_of, charts.roofline_chart, status_fn=self._status_of, title="Roofline", levers=levers)
 
     def _phase(self, model, phase):
         return "inference" if _is_per_sample(model) else phase
@@ -364,7 +391,7 @@ class LatencyWaterfallInstrument(Instrument):
 
     def __init__(self, model: str | None = None, hardware: str | None = None, *, batch: int = 1,
                  precision: str = "fp16", tp: int = 1, prompt_tokens: int = 1024, output_tokens: int = 256,
-                 sla=None, tier=None, kind=None):
+                 sla=None, tier=None, kind=None, levers: Sequence[str] | None = None):
         self.prompt_tokens, self.output_tokens = prompt_tokens, output_tokens
         self.sla = ml.Q_(sla) if isinstance(sla, str) else sla
         if self.sla is not None and not self.sla.check("[time]"):
@@ -375,7 +402,7 @@ class LatencyWaterfallInstrument(Instrument):
                  batch=C.pow2_slider(batch, hi=1024, unit="requests"), precision=C.precision_picker(precision),
                  tp=C.choice([1, 2, 4, 8], tp, description="GPUs (TP)")),
             self._data_of, partial(charts.waterfall_chart, title="time"), status_fn=self._status_of,
-            title="Where the time goes (Iron Law terms)")
+            title="Where the time goes (Iron Law terms)", levers=levers)
 
     def _solve(self, model, hardware, batch, precision, tp):
         return ml.serve(model, hardware, batch=batch, precision=precision, tp=tp,
@@ -411,7 +438,7 @@ class MemoryLedgerInstrument(Instrument):
 
     def __init__(self, model: str | None = None, hardware: str | None = None, *, batch: int = 1,
                  context: int = 4096, precision: str = "fp16", mode: str = "inference", zero: int = 0,
-                 recompute: str = "none", dp: int = 1, tier=None, kind=None):
+                 recompute: str = "none", dp: int = 1, tier=None, kind=None, levers: Sequence[str] | None = None):
         self._memory = _cached(self._solve)
         super().__init__(
             dict(model=C.model_picker(model, kind=kind), hardware=C.hardware_picker(hardware, tier=tier),
@@ -422,7 +449,8 @@ class MemoryLedgerInstrument(Instrument):
                  zero=C.choice([0, 1, 2, 3], zero, description="ZeRO stage"),
                  recompute=C.choice(["none", "selective", "full"], recompute, description="recompute"),
                  dp=C.pow2_slider(dp, hi=1024, unit="GPUs", description="data parallel")),
-            self._data_of, charts.memory_chart, status_fn=self._status_of, title="Memory ledger (per device)")
+            self._data_of, charts.memory_chart, status_fn=self._status_of, title="Memory ledger (per device)",
+            levers=levers)
 
     def _solve(self, model, hardware, batch, context, precision, mode, zero, recompute, dp):
         return ml.memory(model, hardware, batch=batch, context=None if _is_per_sample(model) else context,
@@ -454,13 +482,13 @@ class SweepInstrument(Instrument):
 
     def __init__(self, solve: Callable[..., Any], *, x: str, xs, y: str | Sequence[str],
                  controls: Mapping[str, W.Widget], x_title: str | None = None, y_title: str | None = None,
-                 log_x: bool = True, log_y: bool = False, title: str = ""):
+                 log_x: bool = True, log_y: bool = False, title: str = "", levers: Sequence[str] | None = None):
         self.solve, self.x, self.xs = solve, x, xs
         self.y = [y] if isinstance(y, str) else list(y)
         self._sweep = _cached(lambda **values: self.solve(**values, **{self.x: self.xs}))
         chart_fn = partial(charts.sweep_chart, x_title=x_title or x, y_title=y_title or self.y[0], log_x=log_x,
                            log_y=log_y)
-        super().__init__(controls, self._data_of, chart_fn, status_fn=self._status_of, title=title)
+        super().__init__(controls, self._data_of, chart_fn, status_fn=self._status_of, title=title, levers=levers)
 
     def _data_of(self, **values):
         r = self._sweep(**values)
