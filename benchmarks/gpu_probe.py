@@ -35,7 +35,7 @@ MODELS = {
 }
 SMOKE_MODEL = dict(layers=2, d_model=256, heads=4, kv_heads=2, ffn=512, vocab=1000)
 HEAD_DIM = 128
-KV_BUDGET = 60e9  # bytes of KV cache a decode configuration may allocate
+KV_BUDGET = 70e9  # bytes of KV cache a decode configuration may allocate
 
 
 class Timer:
@@ -295,6 +295,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="gpu_probe.json")
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU: checks the script only")
+    ap.add_argument("--batches", type=int, nargs="+", help="with --compiled: these batches (Llama-3-8B only)")
+    ap.add_argument("--contexts", type=int, nargs="+", default=[1024], help="with --batches: these contexts")
     ap.add_argument("--compiled", action="store_true",
                     help="only decode, each step through torch.compile (fused norms and rotary) and a "
                          "CUDA graph, as gpt-fast runs it")
@@ -310,6 +312,9 @@ def main():
         result["matmul"] = matmul_rates(dev, timer, [128])
         result["bandwidth"] = bandwidths(dev, timer, 2 ** 22)
         result["decoder"] = decoder_runs(dev, timer, models, [1, 4], [64], [32], smoke=True)
+    elif args.compiled and args.batches:
+        result["decoder"] = decoder_runs(dev, timer, {"Llama-3-8B": MODELS["Llama-3-8B"]}, args.batches,
+                                         args.contexts, [], smoke=False, compiled=True)
     elif args.compiled:
         result["decoder"] = (
             decoder_runs(dev, timer, {"Llama-3-8B": MODELS["Llama-3-8B"]}, [1, 16, 64], [1024, 4096], [],

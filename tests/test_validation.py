@@ -1,7 +1,8 @@
 """Validation against published measurements (issue 5): the error table, the fit, the thresholds.
 
-The held-out thresholds are what the fitted defaults reach (median 10.6%, worst 29.9%: MLPerf Tiny image
-classification), with a little headroom; they fail if the physics or a default drifts.
+The held-out thresholds are what the fitted defaults reach (median 11.1%, worst 34.2%: Llama-3-8B decode at
+batch 1024 on an H200, measured here, where the GEMM and attention kernels run back to back and the core's
+max() assumes they overlap), with a little headroom; they fail if the physics or a default drifts.
 """
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def scored(split):
 # ------------------------------------------------------------------------------------------- the suite
 def test_every_case_runs_and_every_published_metric_has_a_row():
     cases = measurements()
-    assert len(cases) == 51
+    assert len(cases) == 53
     assert len(ROWS) == sum(len(m.published) for m in cases)
     assert {r.status for r in ROWS} <= {"scored", "accounting", "secondary", "excluded"}
     # One scored (or accounting, or excluded) row per case: its first published metric.
@@ -38,9 +39,9 @@ def test_every_case_runs_and_every_published_metric_has_a_row():
 
 def test_held_out_error_stays_within_the_thresholds():
     errors = np.abs([r.error for r in scored("holdout")])
-    assert len(errors) == 29
-    assert np.median(errors) <= report.HOLDOUT_MEDIAN_LIMIT  # 10.6% when written
-    assert errors.max() <= report.HOLDOUT_MAX_LIMIT  # 29.9% when written
+    assert len(errors) == 31
+    assert np.median(errors) <= report.HOLDOUT_MEDIAN_LIMIT  # 11.1% when written
+    assert errors.max() <= report.HOLDOUT_MAX_LIMIT  # 34.2% when written
     assert SUMMARY["holdout"]["median"] == pytest.approx(np.median(errors))
 
 
@@ -127,7 +128,7 @@ def test_throughput_conventions_are_read_from_the_entry():
 
 
 def test_find_accepts_numbers_fragments_and_refuses_ambiguity():
-    assert find("46").name == "Llama 3 405B pre-training on 8192 H100"
+    assert find("48").name == "Llama 3 405B pre-training on 8192 H100"
     assert find("palm").name == "PaLM 540B on 6144 TPU v4"
     with pytest.raises(LookupError, match="cases match"):
         find("A100")
@@ -204,7 +205,7 @@ def test_collective_calls_cost_overhead_and_requests_cost_a_fixed_prefill_time()
 
 # ------------------------------------------------------------------------------- the student's view
 def test_one_case_is_explained_with_its_iron_law_terms(capsys):
-    assert main(["46"]) == 0
+    assert main(["48"]) == 0
     out = capsys.readouterr().out
     for text in ("Llama 3 405B pre-training on 8192 H100", "Setup: ml.train(", "binding wall", "terms:",
                  "Predicted vs published", "mfu", "assumptions"):
@@ -218,7 +219,7 @@ def test_the_table_and_the_list_print(capsys):
     assert main(["--table"]) == 0
     out = capsys.readouterr().out
     assert "median |error|" in out and "EXCLUDED" in out and "PaLM 540B on 6144 TPU v4" in out
-    assert main(["--list"]) == 0 and "51. [hold] Llama 2 70B pre-training GPU-hours" in capsys.readouterr().out
+    assert main(["--list"]) == 0 and "53. [hold] Llama 2 70B pre-training GPU-hours" in capsys.readouterr().out
 
 
 def test_parity_chart_is_log_log_with_one_point_per_predicted_case():
@@ -226,10 +227,10 @@ def test_parity_chart_is_log_log_with_one_point_per_predicted_case():
     points = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "point")
     assert points["encoding"]["x"]["scale"]["type"] == "log" and points["encoding"]["y"]["scale"]["type"] == "log"
     cases = [d for d in spec["datasets"][report.DATASET] if d["kind"] == "case"]
-    assert len(cases) == 51 and all(d["predicted"] > 0 for d in cases)
+    assert len(cases) == 53 and all(d["predicted"] > 0 for d in cases)
     assert {d["split"] for d in cases} == {"calibration", "holdout", "excluded"}
     held = [d for d in report.parity_data(ROWS, split="holdout", band=0.1) if d["kind"] == "case"]
-    assert len(held) == 31 and sum(d["within"] for d in held) < 31  # 29 scored + 2 carbon accounting
+    assert len(held) == 33 and sum(d["within"] for d in held) < 33  # 31 scored + 2 carbon accounting
     guides = [d for d in report.parity_data(ROWS, band=0.1) if d["kind"] == "guide"]
     assert {round(d["predicted"] / d["published"], 6) for d in guides} == {1.0, 1.1, 0.9}
 

