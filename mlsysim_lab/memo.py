@@ -5,7 +5,8 @@ arguments alone, so a slider or a loop that moves only the batch derives none of
 Catalog specs are frozen and hash by identity (``specs.Spec.__hash__``), names and numbers by value; a
 key holding an array is unhashable and simply not remembered. Everything here is forgotten when the
 catalog gains entries (``Catalog.add``) or the fitted defaults change (``efficiency.trial``), the two
-things a set-up reads besides its arguments.
+things a set-up reads besides its arguments. Code that reassigns an efficiency constant by hand (a test's
+monkeypatch) calls ``forget()`` after it.
 """
 from __future__ import annotations
 

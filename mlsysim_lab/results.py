@@ -87,6 +87,11 @@ def vfloor(x):
     return np.floor(x) if isinstance(x, np.ndarray) else float(math.floor(x))
 
 
+def vceil(x):
+    """ceil() as a float for scalars, np.ceil for arrays."""
+    return np.ceil(x) if isinstance(x, np.ndarray) else float(math.ceil(x))
+
+
 def choose_wall(condition, wall_if_true, wall_if_false):
     """Elementwise choice between walls (or arrays of walls) that keeps Wall members, never strings
     (``np.where`` on str-enums would turn them into plain numpy strings)."""

@@ -17,7 +17,7 @@ from .compute import compute_precision, efficiencies, iron_law_time
 from .memory import (bytes_per_value, capacity_verdict, check_tp, default_kv_precision, executes_in_place,
                      kv_cache_bytes, tiny_fit)
 from .network import ACTIVATION_BYTES, allreduce_time, scale_up_link
-from .results import Result, Wall, bind, choose_wall, vfloor, vmax
+from .results import Result, Wall, bind, choose_wall, vceil, vfloor, vmax
 from .specs import SampleWorkload
 from .units import count, to_si
 
@@ -153,7 +153,7 @@ def serve(model, hardware, *, batch=1, prompt_tokens=1024, output_tokens=256, pr
         with np.errstate(divide="ignore"):
             crossover = np.where(a > k, np.ceil(w / np.where(a > k, a - k, 1.0)), np.inf)
     else:
-        crossover = -vfloor(-w / (a - k)) if a > k else float("inf")  # ceil
+        crossover = vceil(w / (a - k)) if a > k else float("inf")
 
     wall, margin = bind(terms)
     if not isinstance(fits, np.ndarray) and not fits:
