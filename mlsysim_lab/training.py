@@ -156,82 +156,81 @@ def _layout(c: Cluster, model, tp, pp, dp, ep, where):
     return tp, pp, dp, ep
 
 
-def _step(s: SimpleNamespace, gbt, mb):
-    """Float kernel: the step time terms and memory per device of the layout in set-up ``s`` (train's
-    ``_setup``) for ``gbt`` tokens per step in micro-batches of ``mb`` sequences (arrays welcome)."""
-    f, model, c, seq, peak, eta, eta_bw, bpv = s.f, s.model, s.cluster, s.seq, s.peak, s.eta, s.eta_bw, s.bpv
-    zero, recompute, overlap, sp, interleave = s.zero, s.recompute, s.overlap, s.sp, s.interleave
-    tp, pp, dp, ep = s.layout
-    layers, d = f.layers, f.d_model
+def _layout_costs(s: SimpleNamespace) -> None:
+    """What one layout costs whatever the batch, added to set-up ``s``: the layers of the slowest stage,
+    the weights and optimizer state per device, the links each collective uses, the data-parallel gradient
+    all-reduce and the number of collective calls per micro-batch."""
+    f, c, bpv, (tp, pp, dp, ep) = s.f, s.cluster, s.bpv, s.layout
     # Layers of the slowest pipeline stage: an uneven split (126 layers on 16 stages) leaves some stages
     # one layer heavier, and the pipeline runs at the pace of the heaviest.
-    stage = math.ceil(layers / pp)
-    share = stage / layers
-    m = gbt / (dp * mb * seq)  # micro-batches per step through each pipeline
-    t_c = mb * seq * s.hw_per_token * share / tp / (peak * eta)  # one micro-batch, one stage, fwd + bwd
-
+    s.stage = math.ceil(f.layers / pp)
+    s.share = s.stage / f.layers
     expert = f.experts * f.expert_params
-    w_dev = ((f.params - expert) + expert / ep) * share / tp
-    w, g, o = training_state_bytes(w_dev, "fp32" if bpv == 4 else "mixed", zero, dp)
-    act_scale = 2.0 if bpv < 4 else 4.0
-    act_layer = activation_bytes(mb * seq, seq, d, model.heads, 1.0, recompute, act_scale) / (tp if sp or tp == 1 else 1)
-    act = act_layer * stage * vmin(m, pp)  # 1F1B: the first stage holds pp micro-batches
-    t_mem = (3.0 * w_dev * bpv + 2.0 * act_layer * stage) / (c.accelerator._f.bandwidth * eta_bw)
-
-    # Collectives reach efficiency.NETWORK_BANDWIDTH of each link; each call also costs
+    s.w_dev = ((f.params - expert) + expert / ep) * s.share / tp
+    s.states = sum(training_state_bytes(s.w_dev, "fp32" if bpv == 4 else "mixed", s.zero, dp))
+    # Collectives reach efficiency.NETWORK_BANDWIDTH of each link (s.links); each call also costs
     # efficiency.COLLECTIVE_LATENCY of software (launch and synchronisation), counted as overhead.
     bw_in, lat_in, bw_out, lat_out, steps_factor = s.links
-    call = eff.COLLECTIVE_LATENCY.value
-    act_msg = mb * seq * d * ACTIVATION_BYTES
-    n_tp_collectives = 4.0 + (2.0 if recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
-    tp_bw, tp_lat = (bw_in, lat_in) if tp <= c.per_node else (bw_out, lat_out)
-    t_tp = n_tp_collectives * stage * allreduce_time(act_msg, tp, tp_bw, tp_lat) if tp > 1 else 0.0
-    calls = n_tp_collectives * stage if tp > 1 else 0.0
-    pp_bw, pp_lat = (bw_out, lat_out) if tp * pp > c.per_node else (bw_in, lat_in)
+    s.tp_link = (bw_in, lat_in) if tp <= c.per_node else (bw_out, lat_out)
+    s.pp_link = (bw_out, lat_out) if tp * pp > c.per_node else (bw_in, lat_in)
+    s.ep_link = (bw_out, lat_out) if tp * ep > c.per_node else (bw_in, lat_in)
+    s.tp_collectives = 4.0 + (2.0 if s.recompute == "full" else 0.0)  # 2 fwd + 2 bwd per layer (+ recompute)
+    calls = s.tp_collectives * s.stage if tp > 1 else 0.0
+    calls += 2.0 * s.interleave if pp > 1 else 0.0
+    calls += 4.0 * s.stage if ep > 1 else 0.0
+    calls += 3.0 * s.stage if s.zero == 3 and dp > 1 else 0.0  # ZeRO-3: gather fwd, gather bwd, reduce-scatter
+    s.call_time = calls * eff.COLLECTIVE_LATENCY.value
+    # Data-parallel gradient traffic: hierarchical when part of the dp group shares a node.
+    grad = s.w_dev * bpv
+    dp_in = max(1, min(dp, c.per_node // (tp * pp))) if tp * pp < c.per_node else 1
+    if dp == 1:
+        s.t_dp = 0.0
+    elif dp_in > 1:
+        s.t_dp = hierarchical_allreduce_time(grad, dp_in, dp // dp_in, bw_in, lat_in, bw_out, lat_out * steps_factor)
+    else:
+        s.t_dp = allreduce_time(grad, dp, bw_out, lat_out * steps_factor)
+    # The pipeline fills and drains over (pp - 1) / v slots with v interleaved chunks per rank (SC21 eq. 2).
+    s.bubble_slots = (pp - 1.0) / s.interleave
+
+
+def _step(s: SimpleNamespace, gbt, mb):
+    """Float kernel: the step time terms and memory per device of the layout in set-up ``s`` (train's
+    ``_setup`` with ``_layout_costs``) for ``gbt`` tokens per step in micro-batches of ``mb`` sequences
+    (arrays welcome)."""
+    f, seq, bpv, stage, interleave = s.f, s.seq, s.bpv, s.stage, s.interleave
+    tp, pp, dp, ep = s.layout
+    m = gbt / (dp * mb * seq)  # micro-batches per step through each pipeline
+    t_c = mb * seq * s.hw_per_token * s.share / tp / (s.peak * s.eta)  # one micro-batch, one stage, fwd + bwd
+    act_scale = 2.0 if bpv < 4 else 4.0
+    act_layer = activation_bytes(mb * seq, seq, f.d_model, s.model.heads, 1.0, s.recompute, act_scale) / (
+        tp if s.sp or tp == 1 else 1)
+    act = act_layer * stage * vmin(m, pp)  # 1F1B: the first stage holds pp micro-batches
+    t_mem = (3.0 * s.w_dev * bpv + 2.0 * act_layer * stage) / (s.bandwidth * s.eta_bw)
+
+    act_msg = mb * seq * f.d_model * ACTIVATION_BYTES
+    t_tp = s.tp_collectives * stage * allreduce_time(act_msg, tp, *s.tp_link) if tp > 1 else 0.0
     # Each micro-batch crosses every stage boundary forward and backward; interleaving v model chunks per
     # rank multiplies those sends by v (Narayanan et al., SC21, sec. 2.2.2).
-    t_pp = 2.0 * interleave * (act_msg / tp / pp_bw + pp_lat) if pp > 1 else 0.0
-    calls += 2.0 * interleave if pp > 1 else 0.0
-    t_ep = 0.0
-    if ep > 1:
-        moe_layers = stage
-        ep_bw, ep_lat = (bw_out, lat_out) if tp * ep > c.per_node else (bw_in, lat_in)
-        t_ep = 4.0 * moe_layers * all_to_all_time(act_msg * f.top_k / tp, ep, ep_bw, ep_lat)
-        calls += 4.0 * moe_layers
-    calls += 3.0 * stage if zero == 3 and dp > 1 else 0.0  # ZeRO-3: gather fwd, gather bwd, reduce-scatter per layer
+    t_pp = 2.0 * interleave * (act_msg / tp / s.pp_link[0] + s.pp_link[1]) if pp > 1 else 0.0
+    t_ep = 4.0 * stage * all_to_all_time(act_msg * f.top_k / tp, ep, *s.ep_link) if ep > 1 else 0.0
     slot = vmax(t_c, t_mem) + t_tp + t_pp + t_ep
-
-    # Data-parallel gradient traffic: hierarchical when part of the dp group shares a node.
-    grad = w_dev * bpv
-    dp_in = max(1, min(dp, c.per_node // (tp * pp))) if tp * pp < c.per_node else 1
-    dp_out = dp // dp_in
-    if dp == 1:
-        t_dp = 0.0
-    elif dp_in > 1:
-        t_dp = hierarchical_allreduce_time(grad, dp_in, dp_out, bw_in, lat_in, bw_out, lat_out * steps_factor)
-    else:
-        t_dp = allreduce_time(grad, dp, bw_out, lat_out * steps_factor)
-    if zero == 3:
+    if s.zero == 3:
         # ZeRO-3 gathers weights in forward and backward of every micro-batch and reduce-scatters grads:
         # 1.5x an all-reduce per micro-batch, prefetched behind that micro-batch's compute.
-        per_mb = ZERO_COMM_FACTOR[3] * t_dp
-        exposed_mb = vmax(per_mb - (eff.OVERLAP.value * t_c if overlap else 0.0), 0.0)
-        slot = slot + exposed_mb
+        per_mb = ZERO_COMM_FACTOR[3] * s.t_dp
+        slot = slot + vmax(per_mb - (eff.OVERLAP.value * t_c if s.overlap else 0.0), 0.0)
         exposed_dp = 0.0 * slot
     else:
-        hidden = vmin(t_dp, eff.OVERLAP.value * t_c) if overlap else 0.0
-        exposed_dp = t_dp - hidden
-    # The pipeline fills and drains over (pp - 1) / v slots with v interleaved chunks per rank (SC21 eq. 2).
-    bubble_slots = (pp - 1.0) / interleave
-    call_time = calls * call
+        hidden = vmin(s.t_dp, eff.OVERLAP.value * t_c) if s.overlap else 0.0
+        exposed_dp = s.t_dp - hidden
+    bubble_slots, call_time = s.bubble_slots, s.call_time
     overhead = ((m + bubble_slots) * 3.0 * stage * eff.LAYER_OVERHEAD.value + m * call_time
-                + (call if dp > 1 and zero != 3 else 0.0))
+                + (eff.COLLECTIVE_LATENCY.value if dp > 1 and s.zero != 3 else 0.0))
     step = (m + bubble_slots) * (slot + call_time) + exposed_dp + overhead - m * call_time
     terms = dict(compute=m * t_c, memory=m * t_mem, network=m * (t_tp + t_pp + t_ep) + exposed_dp
                  + (m * (slot - vmax(t_c, t_mem) - t_tp - t_pp - t_ep)),
                  bubble=bubble_slots * (slot + call_time), overhead=overhead)
-    need = w + g + o + act
-    return step, terms, need, m
+    return step, terms, s.states + act, m
 
 
 def _links(c: Cluster) -> tuple:
@@ -342,11 +341,14 @@ def _setup(model, system, seq_len, precision, tp, pp, dp, ep, zero, recompute, o
     used += ((eff.OVERLAP,) if overlap and n > 1 else ()) + (eff.LAYER_OVERHEAD,)
     used += (eff.NETWORK_BANDWIDTH, eff.COLLECTIVE_LATENCY) if n > 1 else ()
     per_token = training_flops_per_token(model._f, seq)
-    return SimpleNamespace(
+    s = SimpleNamespace(
         model=model, f=model._f, cluster=c, layout=layout, seq=seq, interleave=v, peak=hw.peak_for(precision),
         eta=eta, eta_bw=eta_bw, bpv=bytes_per_value(precision, where), used=used, capacity=hw._f.capacity,
         per_token=per_token, hw_per_token=per_token + recompute_flops_per_token(model._f, seq, recompute),
-        zero=zero, recompute=recompute, overlap=overlap, sp=sequence_parallel, links=_links(c))
+        zero=zero, recompute=recompute, overlap=overlap, sp=sequence_parallel, links=_links(c),
+        bandwidth=hw._f.bandwidth)
+    _layout_costs(s)
+    return s
 
 
 def _advice(zero: int, recompute: str, tp: int, pp: int) -> str:
