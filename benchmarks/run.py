@@ -162,7 +162,8 @@ def report(fig: dict) -> str:
     row("reading one result field as a quantity", fmt(ours_s), "")
     if fig.get("instruments"):
         ours_s = fig["instruments"][0]["offline"]
-        row("widgets: `enable_offline()`, once per kernel (Vega scripts into the page)", fmt(ours_s), "")
+        row("widgets: `enable_offline()` once per kernel (Vega bundle cached on disk after the first)",
+            fmt(ours_s), "")
     for r in fig.get("instruments", []):
         ours_s = r["move_median"]
         row(f"{r['instrument']}: one slider move, kernel side (median; worst {fmt(r['move_worst'])})",
