@@ -102,6 +102,11 @@ def jupyterlab(tmp_path_factory):
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(  # no news, no update check: no outside requests
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Every cell in the page: JupyterLab 4 renders only the cells near the viewport by default, so a cell
+    # queued far below would be missing from the prompts the test reads to know the run is over.
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port, token = _free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
