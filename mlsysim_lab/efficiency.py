@@ -126,7 +126,8 @@ MEMORY_BANDWIDTH = Assumption(
     "memory bandwidth efficiency", 0.83,
     "derived from the calibration set's own source: pytorch-labs/gpt-fast README (Dec 2023) measured the "
     "achievable bandwidth of its power-limited A100-80GB at about 1700 GB/s of the datasheet 2039 GB/s = 0.83 "
-    "(STREAM-like copies on A100 and H100 reach 0.85-0.9 of datasheet); kept for every device")
+    "(STREAM-like copies on A100 and H100 reach 0.85-0.9 of datasheet); kept for every device. Measured in this "
+    "repository on an H200 (docs/gpu_measurements.md): batch-1 decode GEMVs 0.77-0.80, a device copy 0.89")
 
 #: Fraction of a link's per-direction bandwidth a large NCCL collective sustains ("bus bandwidth").
 NETWORK_BANDWIDTH = Assumption(
