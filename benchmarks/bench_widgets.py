@@ -99,6 +99,58 @@ def in_kernel() -> list[dict]:
         manager.shutdown_kernel(now=True)
 
 
+#: Run in a lab's kernel after its last cell: move every displayed lever of every instrument the lab built
+#: (up to six values each, the way a student drags a slider) and time each update kernel-side.
+PROBE = """
+import gc as _gc, json as _json, statistics as _st, time as _time
+from mlsysim_lab.widgets import Instrument as _Instrument
+
+def _values(control):
+    if getattr(control, "options", None):
+        return [o[1] if isinstance(o, tuple) else o for o in control.options][:6]
+    if hasattr(control, "min") and hasattr(control, "max"):
+        step = (control.max - control.min) / 5
+        return [type(control.value)(control.min + i * step) for i in range(6)]
+    return []
+
+_rows = []
+for _inst in [o for o in _gc.get_objects() if isinstance(o, _Instrument) and o._jchart is not None]:
+    _moves = []
+    for _name in _inst.levers:
+        _start = _inst.controls[_name].value
+        for _v in _values(_inst.controls[_name]) + [_start]:
+            _t = _time.perf_counter()
+            try:
+                _inst.set(**{_name: _v})
+            except Exception:
+                continue
+            _moves.append(_time.perf_counter() - _t)
+    if _moves:
+        _rows.append(dict(instrument=_inst.title or type(_inst).__name__, moves=len(_moves),
+                          move_median=_st.median(_moves), move_worst=max(_moves)))
+print("RESULT" + _json.dumps(_rows))
+"""
+
+
+def lab_instruments(notebook) -> list[dict]:
+    """Run a lab top to bottom in a fresh kernel (nbclient, as the graders do), then time one move of each
+    lever of every instrument it displayed."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = Path(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+                   ).execute()
+    for output in nb.cells[-1].outputs:
+        if output.get("output_type") == "stream" and "RESULT" in output.get("text", ""):
+            return json.loads(output["text"].split("RESULT", 1)[1])
+    raise RuntimeError(f"{notebook.name}: the probe printed no result")
+
+
 def main() -> None:
     where = "in-process (no kernel; widget messages not sent)" if "--in-process" in sys.argv else "IPython kernel"
     rows = measure() if "--in-process" in sys.argv else in_kernel()

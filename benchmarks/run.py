@@ -96,13 +96,18 @@ def instruments(in_process: bool) -> list[dict]:
 
 
 def labs() -> list[dict]:
-    """Wall time of each lab under nbval, as CI runs them (a fresh kernel per notebook)."""
+    """Wall time of each lab under nbval, as CI runs them (a fresh kernel per notebook), and one move of every
+    lever of every instrument the lab displays, timed kernel-side after the lab has run."""
+    sys.path.insert(0, str(HERE))
+    import bench_widgets
+
     rows = []
     for nb in sorted((ROOT / "labs").glob("*.ipynb")):
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(nb)],
                              capture_output=True, text=True, cwd=ROOT)
-        rows.append({"lab": nb.stem, "seconds": time.perf_counter() - t, "passed": out.returncode == 0})
+        rows.append({"lab": nb.stem, "seconds": time.perf_counter() - t, "passed": out.returncode == 0,
+                     "instruments": bench_widgets.lab_instruments(nb)})
     return rows
 
 
@@ -175,6 +180,14 @@ def report(fig: dict) -> str:
         ours_s = total
         row(f"nbval, all {len(fig['labs'])} labs, one process each ({'all pass' if ok else 'FAILURES'}; slowest "
             f"{slowest['lab']} {fmt(slowest['seconds'])})", fmt(total), "")
+        for lab in fig["labs"]:
+            inst = lab.get("instruments") or []
+            if inst:
+                worst = max(inst, key=lambda r: r["move_worst"])
+                ours_s = max(r["move_median"] for r in inst)
+                row(f"{lab['lab']}: {len(inst)} instruments, {sum(r['moves'] for r in inst)} lever moves; slowest "
+                    f"instrument's median (worst move {fmt(worst['move_worst'])}, {worst['instrument']})",
+                    fmt(ours_s), TARGETS["instrument"])
     return "\n".join(lines)
 
 

@@ -148,13 +148,16 @@ def test_the_benchmark_report_shows_every_figure_and_the_ratios():
                                         "field_read")} | {"sweep_1m": {"best": 0.2, "median": 0.25}},
            "instruments": [{"instrument": "RooflineInstrument", "move_median": 3e-3, "move_worst": 5e-3,
                             "offline": 2.0}],
-           "labs": [{"lab": "v1_01", "seconds": 12.0, "passed": True}],
+           "labs": [{"lab": "v1_01", "seconds": 12.0, "passed": True,
+                     "instruments": [{"instrument": "Roofline", "moves": 12, "move_median": 4e-3, "move_worst": 0.2}]}],
            "peer": {"version": "0.3.0", "import": 7.0} | {k: {"best": 1.5e-3, "median": 2e-3}
                                                           for k in ("serve", "roofline", "train_8", "train_100k")}}
     text = run.report(fig)
     assert "| one `serve` (Llama-2-70B, H100, batch 8) (best; median 18.0 us) | 15.0 us | <= 20 us | 1.5 ms | 100x |" \
         in text
     assert "14x" in text and "+150 ms" in text and "nbval, all 1 labs" in text and "RooflineInstrument" in text
+    assert "| v1_01: 1 instruments, 12 lever moves; slowest instrument's median (worst move 200 ms, Roofline) | " \
+        "4 ms | <= 50 ms |" in text
 
 
 def test_the_gpu_page_and_the_measured_cases_are_current():
