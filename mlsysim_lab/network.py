@@ -61,11 +61,8 @@ def tree_allreduce_time(message_bytes, n, bandwidth, latency):
 def allreduce_time(message_bytes, n, bandwidth, latency):
     """All-reduce with the faster of ring (large messages) and tree (small messages), as NCCL picks."""
     if _scalars(message_bytes, n, bandwidth, latency):
-        if n <= 1:
-            return 0.0
-        ring = 2.0 * (n - 1.0) / n * message_bytes / bandwidth + 2.0 * (n - 1.0) * latency
-        tree = 2.0 * math.ceil(math.log2(n)) * latency + 2.0 * message_bytes / bandwidth
-        return ring if ring < tree else tree
+        return min(ring_allreduce_time(message_bytes, n, bandwidth, latency),
+                   tree_allreduce_time(message_bytes, n, bandwidth, latency))
     return np.minimum(ring_allreduce_time(message_bytes, n, bandwidth, latency),
                       tree_allreduce_time(message_bytes, n, bandwidth, latency))
 

@@ -162,8 +162,8 @@ def count(value: Any, *, name: str, where: str, kind: str | None = None, allow_z
           integer: bool = True) -> float | np.ndarray:
     """A count (batch, GPUs, tokens): a plain number, or a quantity of ``kind`` ('tokens', 'parameters')."""
     t = type(value)
-    if (t is int or t is float) and value > 0 and value < math.inf and (not integer or value == int(value)):
-        return float(value)  # check_number's fast path, without the call
+    if t is int or t is float:  # the common case: skip the quantity checks below
+        return check_number(value, name=name, where=where, allow_zero=allow_zero, integer=integer)
     if isinstance(value, (str, pint.Quantity)):
         if kind is None:
             raise UnitError(where, name, f"{value}", "a quantity", "a plain count", "8")
@@ -197,8 +197,8 @@ def si(q: pint.Quantity, kind: str) -> float:
     return q.to(_UNIT[kind]).magnitude
 
 
-_PREFIXES = [(1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
-             (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")]
+_PREFIXES = [(1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+             (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p")]
 #: SI units (as solvers store them) shown with a decimal prefix; others are shown as they are.
 _PREFIXABLE = {"B", "FLOP", "B/s", "FLOP/s", "token/s", "sample/s", "W", "J", "gCO2e", "param", "token",
                "FLOP/token", "L", "Wh"}
